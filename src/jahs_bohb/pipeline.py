@@ -1,0 +1,129 @@
+"""One training job: config -> data, model, trainer -> fit -> the validation metric a sweeper maximises.
+
+Inside a BOHB sweep the job finds its Optuna trial through `optuna_trial` (see `optuna_trial.py`),
+reports the best validation accuracy after every epoch and raises `optuna.TrialPruned` when the
+pruner stops it. Outside a sweep it simply trains.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+import yaml
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import TQDMProgressBar
+
+from jahs_bohb import backends
+from jahs_bohb.best_weights import BestWeights
+from jahs_bohb.classifier import ImageClassifier
+from jahs_bohb.config_checks import check_config
+from jahs_bohb.optuna_trial import TRIAL_NODE, TrialIdentity, attach
+from jahs_bohb.pruning import OptunaPruning
+from jahs_bohb.trial_run import TrialRun
+
+log = logging.getLogger(__name__)
+# Lightning's start-up tips and a torch-internal deprecation add noise to every trial of a sweep.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+RESULT_FILE = "result.yaml"
+
+
+@dataclass
+class TrainResult:
+    """What one job achieved; written to `result.yaml` in its output directory."""
+
+    state: str  # complete | pruned | failed
+    val_acc_best: float = math.nan
+    epochs: int = 0
+    n_parameters: int = 0
+    wall_time_s: float = 0.0
+    test_acc: float | None = None
+    test_loss: float | None = None
+    reason: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "history"}
+
+
+def train(cfg: DictConfig, output_dir: Path | None = None) -> float:
+    """Train once; return the best validation accuracy (the sweep objective)."""
+    check_config(cfg)
+    identity = TrialIdentity.from_config(cfg.get(TRIAL_NODE))
+    trial = attach(identity) if identity is not None else None
+    output_dir = Path(output_dir) if output_dir is not None else Path.cwd()
+
+    pl.seed_everything(cfg.seed, verbose=False)
+    backends.configure(tf32=cfg.get("tf32", True))
+    datamodule = instantiate(cfg.data)
+    module = ImageClassifier(net=instantiate(cfg.model), optimizer=instantiate(cfg.optimizer))
+
+    pruning = OptunaPruning(trial) if trial is not None else None
+    best_weights = BestWeights() if cfg.evaluate_test else None
+    callbacks: list[pl.Callback] = [cb for cb in (pruning, best_weights) if cb is not None]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.get("progress_refresh_rate", 20)))
+
+    run = TrialRun.start(cfg, output_dir, params=trial.params if trial is not None else {}, identity=identity)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=run.lightning_logger or False)
+    result = TrainResult(state="failed", n_parameters=module.n_parameters)
+    started = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule)
+        if trainer.interrupted:  # Lightning swallows Ctrl-C; a sweep must not record a cut-short trial
+            raise KeyboardInterrupt("training interrupted")
+        result.epochs = len(module.history)
+        result.val_acc_best = module.best_val_acc
+        if pruning is not None and pruning.pruned_at_epoch is not None:
+            result.state = "pruned"
+            raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at_epoch}")
+        if best_weights is not None:
+            best_weights.restore(module)
+            metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+            result.test_acc, result.test_loss = metrics["test/acc"], metrics["test/loss"]
+        result.state = "complete"
+    except BaseException as exc:
+        if result.state != "pruned":
+            result.state = "failed"
+            result.reason = f"{type(exc).__name__}: {exc}"
+        else:
+            result.reason = str(exc)
+        raise
+    finally:
+        result.epochs = len(module.history)
+        result.val_acc_best = module.best_val_acc if module.history else math.nan
+        result.wall_time_s = time.perf_counter() - started
+        result.history = module.history
+        _write_result(output_dir / RESULT_FILE, result)
+        run.finish(result.summary())
+    log.info(
+        "val_acc_best=%.4f epochs=%d params=%d time=%.1fs%s",
+        result.val_acc_best,
+        result.epochs,
+        result.n_parameters,
+        result.wall_time_s,
+        f" test_acc={result.test_acc:.4f}" if result.test_acc is not None else "",
+    )
+    return result.val_acc_best
+
+
+def _write_result(path: Path, result: TrainResult) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump({**result.summary(), "history": result.history}, sort_keys=False))
+    tmp.replace(path)  # never a half-written result file
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    return container

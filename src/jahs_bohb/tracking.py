@@ -1,0 +1,55 @@
+"""Weights & Biases runs: one per training job (a trial), finished whatever the job's outcome.
+
+Without credentials W&B runs offline and never prompts; `mode: disabled` (or `logger=none`) turns it off.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+WANDB_HOST = "api.wandb.ai"
+
+
+def has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators(WANDB_HOST) is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """`auto`: WANDB_MODE if set, else online with credentials and offline without them."""
+    if mode != "auto":
+        return mode
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    return "online" if has_credentials() else "offline"
+
+
+def init_kwargs(
+    wandb_cfg: DictConfig, *, name: str, group: str | None, job_type: str, config: dict[str, Any], save_dir: Path
+) -> dict[str, Any]:
+    """Arguments for `wandb.init` (also accepted by Lightning's WandbLogger)."""
+    save_dir.mkdir(parents=True, exist_ok=True)
+    extra = OmegaConf.to_container(wandb_cfg.get("init_kwargs") or {}, resolve=True)
+    assert isinstance(extra, dict)
+    return {
+        "project": wandb_cfg.project,
+        "entity": wandb_cfg.get("entity"),
+        "name": name,
+        "group": group,
+        "job_type": job_type,
+        "config": config,
+        "dir": str(save_dir),
+        "mode": resolve_mode(wandb_cfg.mode),
+        "tags": list(wandb_cfg.get("tags") or []),
+        "reinit": "create_new",  # never reuse a run left open by an earlier trial in this process
+        **extra,
+    }
