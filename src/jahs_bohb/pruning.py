@@ -25,6 +25,7 @@ class OptunaPruning(pl.Callback):
             raise KeyError(f"pruning metric {self.monitor!r} was not logged in validation")
         epoch = trainer.current_epoch + 1  # the budget spent so far, in epochs
         self.trial.report(float(value), step=epoch)
-        if self.trial.should_prune():
+        # A trial that has trained its full budget is complete, whatever its rank.
+        if epoch < trainer.max_epochs and self.trial.should_prune():
             self.pruned_at_epoch = epoch
             trainer.should_stop = True

@@ -1,0 +1,408 @@
+"""The BOHB sweep loop: ask -> overrides -> launch -> tell -> report, with N workers and no batch barrier.
+
+Each worker launches one trial at a time through Hydra's launcher and asks for the next trial as soon
+as its trial ends, so a trial pruned after one epoch frees its worker at once. The job reaches its trial
+through the shared Optuna storage (see `jahs_bohb.optuna_trial`), reports every epoch and is pruned by
+the same Hyperband pruner the sweeper uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import get_method, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from hydra_plugins.jahs_bohb_sweeper import _results
+from hydra_plugins.jahs_bohb_sweeper._search_space import (
+    SearchSpace,
+    SearchSpaceError,
+    build_search_space,
+    format_value,
+)
+from jahs_bohb.optuna_trial import (
+    FAIL_REASON_ATTR,
+    OUTPUT_DIR_ATTR,
+    OVERRIDES_ATTR,
+    PRUNER_ATTR,
+    TRIAL_NODE,
+    open_storage,
+    redact,
+)
+
+log = logging.getLogger(__name__)
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+class SweepConfigError(ValueError):
+    """Bad sweeper settings or search space: reported in one line before any study is created."""
+
+
+@dataclass
+class Outcome:
+    state: optuna.trial.TrialState
+    value: float | None = None
+    reason: str | None = None
+
+
+def outcome_of(ret: JobReturn) -> Outcome:
+    """Map a finished Hydra job to an Optuna trial state; pruning arrives as `optuna.TrialPruned`."""
+    # `_return_value`, not `return_value`: the property prints "Error executing job" for every pruned trial.
+    value = ret._return_value
+    if ret.status != JobStatus.COMPLETED:
+        if isinstance(value, optuna.TrialPruned):
+            return Outcome(optuna.trial.TrialState.PRUNED)
+        return Outcome(optuna.trial.TrialState.FAIL, reason=_one_line(value))
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return Outcome(optuna.trial.TrialState.FAIL, reason=f"job returned {value!r}, not a number")
+    if not math.isfinite(value):
+        return Outcome(optuna.trial.TrialState.FAIL, reason=f"job returned {value}")
+    return Outcome(optuna.trial.TrialState.COMPLETE, value=value)
+
+
+def _one_line(exc: BaseException, limit: int = 500) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text}"[:limit]
+
+
+class BOHBSweep:
+    def __init__(
+        self,
+        sampler: DictConfig,
+        pruner: DictConfig,
+        direction: str,
+        study_name: str,
+        storage: str | None,
+        n_trials: int,
+        n_jobs: int,
+        budget: int | None,
+        budget_key: str,
+        max_failure_rate: float,
+        min_trials_for_failure_rate: int,
+        params: DictConfig | None,
+        conditions: DictConfig | None,
+        preflight_check: str | None = None,
+    ) -> None:
+        self.sampler_config, self.pruner_config = sampler, pruner
+        self.direction, self.study_name, self.storage = direction, study_name, storage
+        self.n_trials, self.n_jobs = n_trials, n_jobs
+        self.budget, self.budget_key = budget, budget_key
+        self.max_failure_rate = max_failure_rate
+        self.min_trials_for_failure_rate = min_trials_for_failure_rate
+        self.params = OmegaConf.to_container(params, resolve=True) if params else {}
+        self.conditions = OmegaConf.to_container(conditions, resolve=True) if conditions else {}
+        self.preflight_check = preflight_check
+        self._lock = threading.Lock()
+        self._stop_reason: str | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.config_loader = hydra_context.config_loader
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+        self.sweep_dir = Path(config.hydra.sweep.dir)
+
+    # ---------------------------------------------------------------- entry point
+    def sweep(self, arguments: Sequence[str]) -> None:
+        try:
+            space, budget = self._prepare(arguments)
+            study = self._open_study()
+        except (SweepConfigError, SearchSpaceError) as exc:
+            _exit_with(str(exc))
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        study.set_user_attr(PRUNER_ATTR, OmegaConf.to_container(self.pruner_config, resolve=True))
+        study.set_user_attr("search_space", {k: repr(d) for k, d in space.distributions.items()})
+        done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+        remaining = max(0, self.n_trials - done)
+        log.info(
+            "BOHB: study %r in %s: %d of %d trials finished, running %d more with %d worker(s); "
+            "budget %d epochs; %d parameters",
+            self.study_name, redact(self.storage_url), done, self.n_trials, remaining,
+            self._n_workers(), budget, len(space.distributions),
+        )  # fmt: skip
+        progress = _Progress(self.n_trials, done, budget)
+        try:
+            self._run_workers(study, space, budget, remaining, progress)
+        finally:
+            path = _results.write(
+                study, self.sweep_dir, self.storage_url, budget, self.config, self._stop_reason
+            )
+            log.info("BOHB: results in %s", path)
+        if self._stop_reason:
+            _exit_with(self._stop_reason)
+
+    # ---------------------------------------------------------------- preparation
+    def _prepare(self, arguments: Sequence[str]) -> tuple[SearchSpace, int]:
+        budget = self._check_settings()
+        base_values = _flat(self.config)
+        space = build_search_space(self.params, self.conditions, arguments, base_values)
+        if not space.distributions:
+            raise SweepConfigError(
+                "the search space is empty: add hydra.sweeper.params or a command-line sweep such as "
+                "'model.kernel_size=choice(3,5)'"
+            )
+        self._preflight(space, budget)
+        return space, budget
+
+    def _check_settings(self) -> int:
+        if self.n_trials <= 0:
+            raise SweepConfigError(f"hydra.sweeper.n_trials={self.n_trials} must be a positive integer")
+        if self.n_jobs <= 0:
+            raise SweepConfigError(f"hydra.sweeper.n_jobs={self.n_jobs} must be a positive integer")
+        if self.direction not in ("maximize", "minimize"):
+            raise SweepConfigError(f"hydra.sweeper.direction={self.direction} must be maximize or minimize")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise SweepConfigError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} must be in [0, 1]")
+        pruner = self.pruner_config
+        low, high, eta = (pruner.get(k) for k in ("min_resource", "max_resource", "reduction_factor"))
+        if high is not None:
+            if not isinstance(high, int) or not isinstance(low, int) or low < 1:
+                raise SweepConfigError(
+                    f"hydra.sweeper.pruner: min_resource={low} and max_resource={high} must be integers >= 1 (epochs)"
+                )
+            if high < low:
+                raise SweepConfigError(
+                    f"hydra.sweeper.pruner.max_resource={high} is below min_resource={low}; raise max_resource"
+                )
+        if eta is not None and (not isinstance(eta, int) or eta < 2):
+            raise SweepConfigError(f"hydra.sweeper.pruner.reduction_factor={eta} must be an integer >= 2")
+        budget = self.budget if self.budget is not None else high
+        if not isinstance(budget, int) or budget < 1:
+            raise SweepConfigError(
+                "hydra.sweeper.budget must be a positive number of epochs when the pruner has no max_resource"
+            )
+        for name, node in (("sampler", self.sampler_config), ("pruner", self.pruner_config)):
+            try:
+                get_method(node._target_)
+            except Exception:
+                raise SweepConfigError(
+                    f"hydra.sweeper.{name}._target_={node._target_} cannot be imported; "
+                    f"use e.g. hydra/sweeper/{name}={'tpe' if name == 'sampler' else 'hyperband'}"
+                ) from None
+        return budget
+
+    def _preflight(self, space: SearchSpace, budget: int) -> None:
+        """Compose the job config with the fixed overrides once: unknown keys and bad values fail now."""
+        overrides = [*space.fixed.values(), f"{self.budget_key}={budget}"]
+        try:
+            cfg = self.config_loader.load_sweep_config(self.config, overrides)
+        except Exception as exc:
+            raise SweepConfigError(f"invalid override: {_first_line(exc)}") from None
+        if self.preflight_check:
+            with open_dict(cfg):
+                del cfg["hydra"]
+            try:
+                get_method(self.preflight_check)(cfg)
+            except ValueError as exc:
+                raise SweepConfigError(_first_line(exc)) from None
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.sweep_dir.resolve() / 'optuna.db'}"
+
+    def _open_study(self) -> optuna.Study:
+        try:
+            sampler = instantiate(self.sampler_config)
+            pruner = instantiate(self.pruner_config)
+        except Exception as exc:
+            raise SweepConfigError(f"hydra.sweeper sampler/pruner: {_first_line(exc)}") from None
+        if self.storage is None:
+            self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            storage = open_storage(self.storage_url)
+        except Exception as exc:
+            raise SweepConfigError(
+                f"hydra.sweeper.storage={redact(self.storage_url)} cannot be opened: {_first_line(exc)}"
+            ) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.create_study(
+                study_name=self.study_name,
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                direction=self.direction,
+                load_if_exists=True,
+            )
+
+    # ---------------------------------------------------------------- the loop
+    def _n_workers(self) -> int:
+        # The basic launcher runs jobs inside this process: one at a time is the only safe way.
+        if type(self.launcher).__name__ == "BasicLauncher":
+            return 1
+        return self.n_jobs
+
+    def _run_workers(
+        self, study: optuna.Study, space: SearchSpace, budget: int, remaining: int, progress: _Progress
+    ) -> None:
+        self._remaining = remaining
+        n_workers = self._n_workers()
+        if self.n_jobs > 1 and n_workers == 1:
+            log.warning("BOHB: n_jobs=%d needs a process launcher (hydra/launcher=joblib); running 1", self.n_jobs)
+        if n_workers == 1:
+            self._worker(study, space, budget, progress)  # main thread: Ctrl-C reaches the job
+            return
+        errors: list[BaseException] = []
+
+        def guarded() -> None:
+            try:
+                self._worker(study, space, budget, progress)
+            except BaseException as exc:
+                errors.append(exc)
+                self._stop_reason = self._stop_reason or f"a sweep worker crashed: {_one_line(exc)}"
+
+        threads = [threading.Thread(target=guarded, name=f"bohb-worker-{i}") for i in range(n_workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            self._stop_reason = "interrupted"
+            log.warning("BOHB: interrupted; waiting for the trials in flight to finish")
+            for thread in threads:
+                thread.join()
+            raise
+        if errors:
+            raise errors[0]
+
+    def _worker(self, study: optuna.Study, space: SearchSpace, budget: int, progress: _Progress) -> None:
+        while True:
+            with self._lock:
+                if self._remaining <= 0 or self._stop_reason:
+                    return
+                self._remaining -= 1
+                trial, overrides = self._ask(study, space, budget)
+            try:
+                ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
+                outcome = outcome_of(ret)
+                output_dir = ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else None
+            except KeyboardInterrupt:
+                self._tell(study, trial, Outcome(optuna.trial.TrialState.FAIL, reason="interrupted"), None)
+                self._stop_reason = "interrupted"
+                raise
+            except Exception as exc:  # a launcher failure is this trial's failure, not the sweep's
+                outcome, output_dir = Outcome(optuna.trial.TrialState.FAIL, reason=_one_line(exc)), None
+            with self._lock:
+                frozen = self._tell(study, trial, outcome, output_dir)
+                progress.trial_finished(study, frozen)
+                self._check_failure_rate(study)
+
+    def _ask(self, study: optuna.Study, space: SearchSpace, budget: int) -> tuple[optuna.Trial, list[str]]:
+        trial = study.ask()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            params = space.sample(lambda name, dist: _suggest(trial, name, dist))
+        identity = {"study_name": self.study_name, "storage": self.storage_url, "number": trial.number}
+        overrides = [
+            *space.overrides(params),
+            f"{self.budget_key}={budget}",
+            *(f"{TRIAL_NODE}.{key}={format_value(value)}" for key, value in identity.items()),
+        ]
+        trial.set_user_attr(OVERRIDES_ATTR, [redact(o) for o in overrides if not o.startswith(TRIAL_NODE)])
+        return trial, overrides
+
+    def _tell(
+        self, study: optuna.Study, trial: optuna.Trial, outcome: Outcome, output_dir: str | None
+    ) -> optuna.trial.FrozenTrial:
+        if output_dir:
+            trial.set_user_attr(OUTPUT_DIR_ATTR, str(output_dir))
+        if outcome.reason:
+            trial.set_user_attr(FAIL_REASON_ATTR, outcome.reason)
+        if outcome.state == optuna.trial.TrialState.COMPLETE:
+            return study.tell(trial, outcome.value)
+        return study.tell(trial, state=outcome.state)
+
+    def _check_failure_rate(self, study: optuna.Study) -> None:
+        trials = study.get_trials(deepcopy=False, states=FINISHED)
+        failed = sum(t.state == optuna.trial.TrialState.FAIL for t in trials)
+        if len(trials) >= self.min_trials_for_failure_rate and failed / len(trials) > self.max_failure_rate:
+            self._stop_reason = (
+                f"stopping the sweep: {failed} of {len(trials)} trials failed (more than "
+                f"max_failure_rate={self.max_failure_rate}); see `fail_reason` in {_results.RESULTS_FILE}"
+            )
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, optuna.distributions.IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _flat(config: DictConfig) -> dict[str, Any]:
+    """The job config's values by dotted key (for conditions on parameters that are not searched)."""
+    container = OmegaConf.to_container(config, resolve=False)
+    assert isinstance(container, dict)
+    container.pop("hydra", None)
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    walk(container, "")
+    return flat
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _exit_with(message: str) -> None:
+    log.error("%s", message)
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class _Progress:
+    """One line per finished trial, with the sweep's progress and the best value so far."""
+
+    def __init__(self, n_trials: int, done: int, budget: int) -> None:
+        self.n_trials, self.done, self.budget = n_trials, done, budget
+        self.started = time.monotonic()
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.done += 1
+        try:
+            best = study.best_trial
+            best_text = f"best {best.value:.4f} (#{best.number})"
+        except ValueError:
+            best_text = "best -"
+        value_text = f"{trial.value:.4f}" if trial.value is not None else "-"
+        elapsed = time.monotonic() - self.started
+        percent = 100 * self.done / self.n_trials
+        line = (
+            f"[{self.done:>{len(str(self.n_trials))}}/{self.n_trials} {percent:3.0f}%] "
+            f"trial {trial.number:<3d} {trial.state.name:<8s} {len(trial.intermediate_values):>3d}/{self.budget} epochs  "
+            f"value {value_text}  {best_text}  elapsed {_clock(elapsed)}"
+        )
+        reason = trial.user_attrs.get(FAIL_REASON_ATTR)
+        log.info("%s%s", line, f"  ({reason})" if reason and trial.state.name == "FAIL" else "")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"

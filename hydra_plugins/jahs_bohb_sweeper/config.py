@@ -1,0 +1,85 @@
+"""The sweeper's config, registered as `hydra/sweeper: bohb` (with sampler and pruner groups)."""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class TPESamplerConf:
+    """TPE for a conditional space with trials in flight: joint (multivariate, grouped) densities and a
+    constant liar, so parallel workers do not all propose the same point."""
+
+    _target_: str = "optuna.samplers.TPESampler"
+    seed: Optional[int] = 0
+    n_startup_trials: int = 10
+    multivariate: bool = True
+    group: bool = True
+    constant_liar: bool = True
+
+
+@dataclass
+class RandomSamplerConf:
+    _target_: str = "optuna.samplers.RandomSampler"
+    seed: Optional[int] = 0
+
+
+@dataclass
+class HyperbandPrunerConf:
+    """Budget in epochs: rungs at min_resource * reduction_factor**k up to max_resource."""
+
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: int = 1
+    max_resource: int = 27
+    reduction_factor: int = 3
+
+
+@dataclass
+class NopPrunerConf:
+    """Never prune: every trial trains for the full budget (TPE or random search alone)."""
+
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+@dataclass
+class BOHBSweeperConf:
+    _target_: str = "hydra_plugins.jahs_bohb_sweeper.bohb_sweeper.BOHBSweeper"
+    _recursive_: bool = False  # the sweeper instantiates sampler and pruner itself (and keeps their configs)
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "hyperband"}])
+
+    sampler: Any = MISSING
+    pruner: Any = MISSING
+    direction: str = "maximize"
+    # The study is resumed when it exists in `storage`: finished trials count towards n_trials.
+    study_name: str = "jahs-bohb"
+    # A dotted path to a function that validates the composed job config before any trial runs
+    # (bad fixed overrides fail fast, with no study created); null: no check.
+    preflight_check: Optional[str] = None
+    # Any Optuna storage URL (sqlite:///..., postgresql://..., journal:///path); null: a SQLite file
+    # `optuna.db` in the sweep directory.
+    storage: Optional[str] = None
+    n_trials: int = 20
+    n_jobs: int = 1  # trials in flight; each worker starts its next trial as soon as one ends
+    # Epochs of a full trial, passed to the job as `budget_key`; null: the pruner's max_resource.
+    budget: Optional[int] = None
+    budget_key: str = "trainer.max_epochs"
+    # Stop (after at least `min_trials_for_failure_rate` finished trials) once the share of failed
+    # trials exceeds this.
+    max_failure_rate: float = 0.5
+    min_trials_for_failure_rate: int = 5
+    params: dict[str, Any] = field(default_factory=dict)
+    conditions: dict[str, str] = field(default_factory=dict)
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(group="hydra/sweeper", name="bohb", node=BOHBSweeperConf, provider="jahs_bohb")
+    cs.store(group="hydra/sweeper/sampler", name="tpe", node=TPESamplerConf, provider="jahs_bohb")
+    cs.store(group="hydra/sweeper/sampler", name="random", node=RandomSamplerConf, provider="jahs_bohb")
+    cs.store(group="hydra/sweeper/pruner", name="hyperband", node=HyperbandPrunerConf, provider="jahs_bohb")
+    cs.store(group="hydra/sweeper/pruner", name="none", node=NopPrunerConf, provider="jahs_bohb")
+
+
+register()

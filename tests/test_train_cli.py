@@ -1,0 +1,162 @@
+"""The real entry point: `python train.py ...` trains and writes result.yaml; bad overrides are refused
+up front with a one-line `error: <field>=...` and no result; a short training run actually learns."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from jahs_bohb import pipeline
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 600
+
+
+def run_train(*overrides: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "train.py", *overrides],
+        cwd=REPO_ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+
+
+def read_result(run_dir: Path) -> dict:
+    path = run_dir / pipeline.RESULT_FILE
+    assert path.is_file(), f"no {path}"
+    return yaml.safe_load(path.read_text())
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+# --- (a) a real run ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_train_cli_one_epoch_writes_result(tmp_path: Path) -> None:
+    proc = run_train(
+        "trainer.max_epochs=1",
+        "data.limit_train=2000",
+        "data.limit_val=1000",
+        "logger=none",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not error_lines(proc.stderr)
+    result = read_result(tmp_path)
+    assert result["state"] == "complete"
+    assert result["reason"] is None
+    assert result["epochs"] == 1 and len(result["history"]) == 1
+    assert result["val_acc_best"] > 0.6  # 2000 images, one epoch: ~0.68 measured; chance is 0.1
+    assert result["history"][0]["val/acc"] == pytest.approx(result["val_acc_best"])
+    assert result["n_parameters"] == 29290  # the baseline CNN
+    assert result["test_acc"] is None  # evaluate_test defaults to false
+
+
+# --- (b) invalid overrides ---------------------------------------------------------------------------
+
+INVALID = {
+    # override: the field the error line must name
+    "model.n_conv_layers=4": "model.n_conv_layers",
+    "model.n_filters_1=300": "model.n_filters_1",
+    "model.n_filters_2=4": "model.n_filters_2",
+    "model.kernel_size=4": "model.kernel_size",
+    "model.batch_norm=maybe": "model.batch_norm",
+    "model.n_fc_layers=3": "model.n_fc_layers",
+    "model.n_neurons_1=100": "model.n_neurons_1",
+    "model.dropout=0.9": "model.dropout",
+    "data.batch_size=32": "data.batch_size",
+    "optimizer.lr=5.0": "optimizer.lr",
+    "optimizer.weight_decay=0.5": "optimizer.weight_decay",
+    "data.limit_train=5": "data.limit_train",
+    "data.limit_train=60000": "data.limit_train",
+    "data.limit_val=20000": "data.limit_val",
+    "data.root=/nonexistent/dir": "data.root",
+}
+UNKNOWN_KEY = "model.foo=1"
+
+
+@pytest.fixture(scope="module")
+def invalid_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[Future[subprocess.CompletedProcess[str]], Path]]]:
+    """Start the selected refused commands side by side (each is ~4 s of start-up) and hand out futures."""
+    wanted = []
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if item.module is request.module and callspec is not None and "override" in callspec.params:
+            wanted.append(callspec.params["override"])
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        runs = {}
+        for override in dict.fromkeys(wanted):
+            run_dir = tmp_path_factory.mktemp("refused")
+            runs[override] = (
+                pool.submit(run_train, override, "logger=none", f"hydra.run.dir={run_dir}"),
+                run_dir,
+            )
+        yield runs
+
+
+@pytest.mark.parametrize("override", list(INVALID))
+def test_invalid_override_is_refused(override: str, invalid_runs: dict) -> None:
+    future, run_dir = invalid_runs[override]
+    proc = future.result()
+    field = INVALID[override]
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    lines = error_lines(proc.stderr)
+    assert lines, f"no line starting with 'error: ' in stderr:\n{proc.stderr[-3000:]}"
+    assert any(field in line for line in lines), lines
+    assert "Traceback" not in proc.stderr  # a diagnosis, not a crash
+    assert not (run_dir / pipeline.RESULT_FILE).exists(), read_result(run_dir)
+
+
+@pytest.mark.parametrize("override", [UNKNOWN_KEY])
+def test_unknown_key_is_refused(override: str, invalid_runs: dict) -> None:
+    future, run_dir = invalid_runs[override]
+    proc = future.result()
+    assert proc.returncode != 0
+    assert "model.foo" in proc.stderr
+    assert not (run_dir / pipeline.RESULT_FILE).exists()
+
+
+# --- (c) training learns -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_short_training_learns_and_tests(tmp_path: Path) -> None:
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf")):
+        cfg = compose(
+            config_name="train",
+            overrides=[
+                "trainer.max_epochs=3",
+                "data.limit_train=3000",
+                "data.limit_val=1000",
+                "evaluate_test=true",
+                "trainer.enable_progress_bar=false",
+                "logger=none",
+            ],
+        )
+    best = pipeline.train(cfg, output_dir=tmp_path)
+    result = read_result(tmp_path)
+    assert result["state"] == "complete"
+    assert result["epochs"] == 3
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3]
+    accs = [h["val/acc"] for h in result["history"]]
+    assert best == pytest.approx(result["val_acc_best"]) and best == pytest.approx(max(accs))
+    assert accs[-1] > accs[0] or best > 0.75, accs
+    assert result["test_acc"] is not None and math.isfinite(result["test_acc"])
+    assert result["test_acc"] > 0.6
+    assert math.isfinite(result["test_loss"])
