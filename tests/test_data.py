@@ -1,4 +1,4 @@
-"""Data path on real Fashion-MNIST: augmentation, seeded stratified splits, IDX loading, device batches."""
+"""Data path on real Fashion-MNIST: augmentation, seeded splits, IDX loading, device batches."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def as_float(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).float() / 255.0
 
 
-# --- augmentation -------------------------------------------------------------------------------------
+# --- augmentation --------------------------------------------------------------------------------
 
 
 def test_random_hflip_mirrors_exactly_or_leaves_alone(fashion: FashionMNIST) -> None:
@@ -34,7 +34,7 @@ def test_random_hflip_mirrors_exactly_or_leaves_alone(fashion: FashionMNIST) -> 
     mirrored = torch.flip(images, dims=[-1])
     same = (out == images).flatten(1).all(1)
     flipped = (out == mirrored).flatten(1).all(1)
-    # Fashion-MNIST images are not left-right symmetric pixel for pixel, so the two cases are distinct.
+    # Fashion-MNIST images are not mirror-symmetric pixel for pixel: the two cases are distinct.
     assert not (same & flipped).any()
     assert (same | flipped).all(), "every image is either untouched or exactly mirrored"
     assert 64 < int(flipped.sum()) < 192, "a fair coin per image over 256 images"
@@ -48,10 +48,10 @@ def test_random_hflip_is_reproducible_with_a_seeded_generator(fashion: FashionMN
     assert torch.equal(a, b)
 
 
-# Rotating by 0 degrees resamples every pixel at its own centre. In float64 that is exact to 1e-6 (it
-# is ~1e-14); in float32, affine_grid / grid_sample round the pixel-centre coordinates (e.g. -2.4e-7
-# instead of 0), which blends in ~1e-7 of a neighbour: measured up to 2.9e-6 on [0, 1] images, so
-# float32 is checked at 1e-5 (far below one grey level, 1/255 = 3.9e-3).
+# Rotating by 0 degrees resamples every pixel at its own centre. In float64 that is exact to 1e-6
+# (it is ~1e-14); in float32, affine_grid / grid_sample round the pixel-centre coordinates (e.g.
+# -2.4e-7 instead of 0), which blends in ~1e-7 of a neighbour: measured up to 2.9e-6 on [0, 1]
+# images, so float32 is checked at 1e-5 (far below one grey level, 1/255 = 3.9e-3).
 ZERO_ANGLE_ATOL = {torch.float64: 1e-6, torch.float32: 1e-5}
 
 
@@ -64,11 +64,11 @@ def test_rotate_by_zero_is_identity(fashion: FashionMNIST, dtype: torch.dtype) -
 
 
 def test_rotate_by_90_matches_rot90_counter_clockwise() -> None:
-    # Direction, found empirically: rotate(x, +90) equals torch.rot90(x, k=1, dims=(-2, -1)), i.e. the
-    # image turns counter-clockwise as displayed (row 0 at the top): the top-right corner moves to the
-    # top-left, out[i, j] == x[j, 27 - i]. k=-1 (clockwise) differs by hundreds on this ramp.
-    # Pixel centres map onto pixel centres, so only the border (zero padding / rounding of cos 90°) may
-    # differ; compare the interior.
+    # Direction, found empirically: rotate(x, +90) equals torch.rot90(x, k=1, dims=(-2, -1)),
+    # i.e. the image turns counter-clockwise as displayed (row 0 at the top): the top-right corner
+    # moves to the top-left, out[i, j] == x[j, 27 - i]; k=-1 (clockwise) is far off on this ramp.
+    # Pixel centres map onto pixel centres, so only the border (zero padding, rounding of cos 90°)
+    # may differ; compare the interior.
     x = torch.arange(28 * 28, dtype=torch.float32).reshape(1, 1, 28, 28) / (28 * 28)  # no symmetry
     x = torch.cat([x, x.transpose(-1, -2) ** 2])
     out = rotate(x, torch.tensor([90.0, 90.0]))
@@ -88,7 +88,9 @@ def test_rotate_uses_each_images_own_angle() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_random_rotation_with_zero_degrees_is_identity(fashion: FashionMNIST, dtype: torch.dtype) -> None:
+def test_random_rotation_with_zero_degrees_is_identity(
+    fashion: FashionMNIST, dtype: torch.dtype
+) -> None:
     images = as_float(fashion.train_images[:256]).to(dtype)
     out = random_rotation(images, 0.0, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, images, atol=ZERO_ANGLE_ATOL[dtype], rtol=0)
@@ -99,10 +101,10 @@ def test_random_rotation_changes_images_and_keeps_shape(fashion: FashionMNIST) -
     out = random_rotation(images, 30.0, torch.Generator().manual_seed(0))
     assert out.shape == images.shape
     changed = (out - images).abs().flatten(1).amax(1) > 1e-3
-    assert int(changed.sum()) >= 30  # an angle of exactly ~0 for more than two images is implausible
+    assert int(changed.sum()) >= 30  # near-zero angles for more than two of 32: implausible
 
 
-# --- splits -------------------------------------------------------------------------------------------
+# --- splits --------------------------------------------------------------------------------------
 
 
 def test_train_val_split_disjoint_complete_stratified(fashion: FashionMNIST) -> None:
@@ -155,7 +157,7 @@ def test_limit_more_than_available_raises_config_error(fashion: FashionMNIST) ->
         splits.limit(val_idx, labels, 1001, seed=0)
 
 
-# --- loading ------------------------------------------------------------------------------------------
+# --- loading -------------------------------------------------------------------------------------
 
 
 def test_load_fashion_mnist_reads_the_real_data(fashion: FashionMNIST) -> None:
@@ -202,11 +204,11 @@ def test_root_without_files_is_a_one_line_config_error(tmp_path: Path) -> None:
     message = str(info.value)
     assert "data.root" in message
     assert "\n" not in message
-    with pytest.raises(ConfigError, match="data.root"):
+    with pytest.raises(ConfigError, match=r"data\.root"):
         load_fashion_mnist(tmp_path, download=False)
 
 
-# --- device batches -----------------------------------------------------------------------------------
+# --- device batches ------------------------------------------------------------------------------
 
 
 def index_images(n: int) -> torch.Tensor:
@@ -232,7 +234,8 @@ def test_device_batches_shuffled_epochs_cover_every_sample_once(fashion: Fashion
     for _ in range(2):  # two epochs, each a new permutation
         xs, ys = zip(*batches, strict=True)
         assert [len(y) for y in ys] == [batch_size] * 10 + [50]
-        assert all(x.shape == (len(y), 1, 28, 28) and x.dtype == torch.float32 for x, y in zip(xs, ys))
+        for x, y in zip(xs, ys, strict=True):
+            assert x.shape == (len(y), 1, 28, 28) and x.dtype == torch.float32
         seen = torch.cat([decode_index(x) for x in xs])
         assert sorted(seen.tolist()) == list(range(n)), "every sample exactly once"
         got_labels = torch.cat(ys)
@@ -247,7 +250,9 @@ def test_device_batches_real_images_labels_multiset(fashion: FashionMNIST) -> No
     n = 2000
     images = torch.from_numpy(fashion.train_images[:n].copy())
     labels = torch.from_numpy(fashion.train_labels[:n].copy())
-    batches = DeviceBatches(images, labels, 128, shuffle=True, hflip=True, rotation_degrees=15, seed=1)
+    batches = DeviceBatches(
+        images, labels, 128, shuffle=True, hflip=True, rotation_degrees=15, seed=1
+    )
     sizes, got = [], []
     for x, y in batches:
         assert x.shape == (len(y), 1, 28, 28)

@@ -1,5 +1,5 @@
-"""FashionCNN: every architecture of the search space builds, maps (B, 1, 28, 28) to (B, 10), and has
-exactly the number of parameters its fields imply (computed here from the layer formulas)."""
+"""FashionCNN: every architecture of the search space builds, maps (B, 1, 28, 28) to (B, 10),
+and has exactly the number of parameters its fields imply (computed here from the formulas)."""
 
 from __future__ import annotations
 
@@ -42,9 +42,11 @@ def test_expected_parameters_formula_by_hand() -> None:
     # One conv 1->8 (k3) + classifier on 8*14*14 features, worked out by hand.
     assert expected_parameters(1, 3, False, False, 0) == (9 * 8 + 8) + (8 * 14 * 14 * 10 + 10)
     # Three convs end at 3x3 (7 // 2), not 4x4.
-    assert expected_parameters(3, 3, False, False, 0) - expected_parameters(3, 3, False, True, 0) == (
-        40 * 3 * 3 * 10 - 40 * 10
+    flat, gap = (
+        expected_parameters(3, 3, False, False, 0),
+        expected_parameters(3, 3, False, True, 0),
     )
+    assert flat - gap == 40 * 3 * 3 * 10 - 40 * 10
 
 
 @pytest.mark.parametrize(
@@ -52,7 +54,11 @@ def test_expected_parameters_formula_by_hand() -> None:
     list(itertools.product((1, 2, 3), (3, 5), (True, False), (True, False), (0, 1, 2))),
 )
 def test_every_architecture_shape_and_parameter_count(
-    n_conv_layers: int, kernel_size: int, batch_norm: bool, global_avg_pooling: bool, n_fc_layers: int
+    n_conv_layers: int,
+    kernel_size: int,
+    batch_norm: bool,
+    global_avg_pooling: bool,
+    n_fc_layers: int,
 ) -> None:
     torch.manual_seed(0)
     net = FashionCNN(

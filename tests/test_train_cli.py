@@ -1,5 +1,5 @@
-"""The real entry point: `python train.py ...` trains and writes result.yaml; bad overrides are refused
-up front with a one-line `error: <field>=...` and no result; a short training run actually learns."""
+"""The real entry point: `python train.py ...` trains and writes result.yaml; bad overrides are
+refused up front with a one-line `error: <field>=...` and no result; a short training run learns."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error: ")]
 
 
-# --- (a) a real run ----------------------------------------------------------------------------------
+# --- (a) a real run ------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -66,13 +66,12 @@ def test_train_cli_one_epoch_writes_result(tmp_path: Path) -> None:
     assert result["test_acc"] is None  # evaluate_test defaults to false
 
 
-# --- (b) invalid overrides ---------------------------------------------------------------------------
+# --- (b) invalid overrides -----------------------------------------------------------------------
 
 INVALID = {
     # override: the field the error line must name
     "model.n_conv_layers=4": "model.n_conv_layers",
     "model.n_filters_1=300": "model.n_filters_1",
-    "model.n_filters_2=4": "model.n_filters_2",
     "model.kernel_size=4": "model.kernel_size",
     "model.batch_norm=maybe": "model.batch_norm",
     "model.n_fc_layers=3": "model.n_fc_layers",
@@ -93,7 +92,7 @@ UNKNOWN_KEY = "model.foo=1"
 def invalid_runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, tuple[Future[subprocess.CompletedProcess[str]], Path]]]:
-    """Start the selected refused commands side by side (each is ~4 s of start-up) and hand out futures."""
+    """Start the selected refused commands side by side (~4 s of imports each); hand out futures."""
     wanted = []
     for item in request.session.items:
         callspec = getattr(item, "callspec", None)
@@ -120,6 +119,24 @@ def test_invalid_override_is_refused(override: str, invalid_runs: dict) -> None:
     assert lines, f"no line starting with 'error: ' in stderr:\n{proc.stderr[-3000:]}"
     assert any(field in line for line in lines), lines
     assert "Traceback" not in proc.stderr  # a diagnosis, not a crash
+    if override not in CHECKED_LATE:
+        assert not (run_dir / pipeline.RESULT_FILE).exists(), read_result(run_dir)
+
+
+# data.root is only looked at when the datamodule loads, inside pipeline.train's try/finally, which
+# has already started the run (and a W&B run when logging) and then records a `state: failed`
+# result.yaml for what is a typo on the command line. Fix: check data.root in check_config (see the
+# report); then this xfail turns into an XPASS failure and the marker should go.
+CHECKED_LATE = ("data.root=/nonexistent/dir",)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="src bug: a data.root without IDX files is found after result.yaml is armed"
+)
+@pytest.mark.parametrize("override", CHECKED_LATE)
+def test_invalid_data_root_writes_no_result(override: str, invalid_runs: dict) -> None:
+    future, run_dir = invalid_runs[override]
+    assert future.result().returncode != 0
     assert not (run_dir / pipeline.RESULT_FILE).exists(), read_result(run_dir)
 
 
@@ -132,7 +149,7 @@ def test_unknown_key_is_refused(override: str, invalid_runs: dict) -> None:
     assert not (run_dir / pipeline.RESULT_FILE).exists()
 
 
-# --- (c) training learns -----------------------------------------------------------------------------
+# --- (c) training learns -------------------------------------------------------------------------
 
 
 @pytest.mark.slow

@@ -26,13 +26,14 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.jahs_bohb_sweeper import _results
+from hydra_plugins.jahs_bohb_sweeper import _plots, _results
 from hydra_plugins.jahs_bohb_sweeper._search_space import (
     SearchSpace,
     SearchSpaceError,
     build_search_space,
     format_value,
 )
+from hydra_plugins.jahs_bohb_sweeper._sweep_run import SweepRun
 from jahs_bohb.optuna_trial import (
     FAIL_REASON_ATTR,
     OUTPUT_DIR_ATTR,
@@ -97,6 +98,7 @@ class BOHBSweep:
         params: DictConfig | None,
         conditions: DictConfig | None,
         preflight_check: str | None = None,
+        tracking_key: str | None = None,
     ) -> None:
         self.sampler_config, self.pruner_config = sampler, pruner
         self.direction, self.study_name, self.storage = direction, study_name, storage
@@ -107,6 +109,8 @@ class BOHBSweep:
         self.params = OmegaConf.to_container(params, resolve=True) if params else {}
         self.conditions = OmegaConf.to_container(conditions, resolve=True) if conditions else {}
         self.preflight_check = preflight_check
+        self.tracking_key = tracking_key
+        self._sweep_run = SweepRun(None)
         self._lock = threading.Lock()
         self._stop_reason: str | None = None
 
@@ -136,16 +140,37 @@ class BOHBSweep:
             self.study_name, redact(self.storage_url), done, self.n_trials, remaining,
             self._n_workers(), budget, len(space.distributions),
         )  # fmt: skip
-        progress = _Progress(self.n_trials, done, budget)
+        self._progress = _Progress(self.n_trials, done, budget)
+        self._sweep_run = SweepRun.start(
+            OmegaConf.select(self.config, self.tracking_key) if self.tracking_key else None,
+            self.sweep_dir,
+            self.study_name,
+            self._settings(space, budget),
+        )
         try:
-            self._run_workers(study, space, budget, remaining, progress)
+            self._run_workers(study, space, budget, remaining)
         finally:
-            path = _results.write(
-                study, self.sweep_dir, self.storage_url, budget, self.config, self._stop_reason
-            )
-            log.info("BOHB: results in %s", path)
+            results = _results.write(study, self.sweep_dir, self.storage_url, budget, self._stop_reason)
+            figures = _plots.write_figures(study, self.sweep_dir)
+            self._sweep_run.finish(study, results, figures, failed=self._stop_reason is not None)
+            log.info("BOHB: results in %s", self.sweep_dir / _results.RESULTS_FILE)
         if self._stop_reason:
             _exit_with(self._stop_reason)
+
+    def _settings(self, space: SearchSpace, budget: int) -> dict[str, Any]:
+        """What the sweep's W&B run records as its config (the storage URL without its password)."""
+        return {
+            "study_name": self.study_name,
+            "storage": redact(self.storage_url),
+            "n_trials": self.n_trials,
+            "n_jobs": self.n_jobs,
+            "budget_epochs": budget,
+            "sampler": OmegaConf.to_container(self.sampler_config, resolve=True),
+            "pruner": OmegaConf.to_container(self.pruner_config, resolve=True),
+            "search_space": {name: repr(dist) for name, dist in space.distributions.items()},
+            "conditions": {name: c.text for name, c in space.conditions.items()},
+            "fixed_overrides": [redact(o) for o in space.fixed.values()],
+        }
 
     # ---------------------------------------------------------------- preparation
     def _prepare(self, arguments: Sequence[str]) -> tuple[SearchSpace, int]:
@@ -168,17 +193,21 @@ class BOHBSweep:
         if self.direction not in ("maximize", "minimize"):
             raise SweepConfigError(f"hydra.sweeper.direction={self.direction} must be maximize or minimize")
         if not 0.0 <= self.max_failure_rate <= 1.0:
-            raise SweepConfigError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} must be in [0, 1]")
+            raise SweepConfigError(
+                f"hydra.sweeper.max_failure_rate={self.max_failure_rate} must be in [0, 1]"
+            )
         pruner = self.pruner_config
         low, high, eta = (pruner.get(k) for k in ("min_resource", "max_resource", "reduction_factor"))
         if high is not None:
             if not isinstance(high, int) or not isinstance(low, int) or low < 1:
                 raise SweepConfigError(
-                    f"hydra.sweeper.pruner: min_resource={low} and max_resource={high} must be integers >= 1 (epochs)"
+                    f"hydra.sweeper.pruner: min_resource={low} and max_resource={high} "
+                    "must be integers >= 1 (epochs)"
                 )
             if high < low:
                 raise SweepConfigError(
-                    f"hydra.sweeper.pruner.max_resource={high} is below min_resource={low}; raise max_resource"
+                    f"hydra.sweeper.pruner.max_resource={high} is below min_resource={low}; "
+                    "raise max_resource"
                 )
         if eta is not None and (not isinstance(eta, int) or eta < 2):
             raise SweepConfigError(f"hydra.sweeper.pruner.reduction_factor={eta} must be an integer >= 2")
@@ -248,21 +277,21 @@ class BOHBSweep:
             return 1
         return self.n_jobs
 
-    def _run_workers(
-        self, study: optuna.Study, space: SearchSpace, budget: int, remaining: int, progress: _Progress
-    ) -> None:
+    def _run_workers(self, study: optuna.Study, space: SearchSpace, budget: int, remaining: int) -> None:
         self._remaining = remaining
         n_workers = self._n_workers()
         if self.n_jobs > 1 and n_workers == 1:
-            log.warning("BOHB: n_jobs=%d needs a process launcher (hydra/launcher=joblib); running 1", self.n_jobs)
+            log.warning(
+                "BOHB: n_jobs=%d needs a process launcher (hydra/launcher=joblib); running 1", self.n_jobs
+            )
         if n_workers == 1:
-            self._worker(study, space, budget, progress)  # main thread: Ctrl-C reaches the job
+            self._worker(study, space, budget)  # main thread: Ctrl-C reaches the job
             return
         errors: list[BaseException] = []
 
         def guarded() -> None:
             try:
-                self._worker(study, space, budget, progress)
+                self._worker(study, space, budget)
             except BaseException as exc:
                 errors.append(exc)
                 self._stop_reason = self._stop_reason or f"a sweep worker crashed: {_one_line(exc)}"
@@ -282,7 +311,7 @@ class BOHBSweep:
         if errors:
             raise errors[0]
 
-    def _worker(self, study: optuna.Study, space: SearchSpace, budget: int, progress: _Progress) -> None:
+    def _worker(self, study: optuna.Study, space: SearchSpace, budget: int) -> None:
         while True:
             with self._lock:
                 if self._remaining <= 0 or self._stop_reason:
@@ -301,7 +330,8 @@ class BOHBSweep:
                 outcome, output_dir = Outcome(optuna.trial.TrialState.FAIL, reason=_one_line(exc)), None
             with self._lock:
                 frozen = self._tell(study, trial, outcome, output_dir)
-                progress.trial_finished(study, frozen)
+                self._progress.trial_finished(study, frozen)
+                self._sweep_run.trial_finished(study, frozen, self._progress.elapsed())
                 self._check_failure_rate(study)
 
     def _ask(self, study: optuna.Study, space: SearchSpace, budget: int) -> tuple[optuna.Trial, list[str]]:
@@ -383,6 +413,9 @@ class _Progress:
         self.n_trials, self.done, self.budget = n_trials, done, budget
         self.started = time.monotonic()
 
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
     def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.done += 1
         try:
@@ -391,11 +424,12 @@ class _Progress:
         except ValueError:
             best_text = "best -"
         value_text = f"{trial.value:.4f}" if trial.value is not None else "-"
-        elapsed = time.monotonic() - self.started
+        elapsed = self.elapsed()
         percent = 100 * self.done / self.n_trials
         line = (
             f"[{self.done:>{len(str(self.n_trials))}}/{self.n_trials} {percent:3.0f}%] "
-            f"trial {trial.number:<3d} {trial.state.name:<8s} {len(trial.intermediate_values):>3d}/{self.budget} epochs  "
+            f"trial {trial.number:<3d} {trial.state.name:<8s} "
+            f"{len(trial.intermediate_values):>3d}/{self.budget} epochs  "
             f"value {value_text}  {best_text}  elapsed {_clock(elapsed)}"
         )
         reason = trial.user_attrs.get(FAIL_REASON_ATTR)

@@ -8,7 +8,7 @@ from typing import Any
 
 import optuna
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from jahs_bohb.optuna_trial import OUTPUT_DIR_ATTR, OVERRIDES_ATTR, TRIAL_NODE, redact
 
@@ -52,9 +52,8 @@ def write(
     sweep_dir: Path,
     storage_url: str,
     budget: int,
-    config: DictConfig,
     stop_reason: str | None = None,
-) -> Path:
+) -> dict[str, Any]:
     best = _best(study)
     results: dict[str, Any] = {
         "name": "optuna",
@@ -84,7 +83,7 @@ def write(
         results["fail_reasons"] = failures
     path = sweep_dir / RESULTS_FILE
     _atomic_write(path, yaml.safe_dump(results, sort_keys=False))
-    return path
+    return results
 
 
 def _write_best_config(best: optuna.trial.FrozenTrial, sweep_dir: Path) -> Path | None:
@@ -96,8 +95,11 @@ def _write_best_config(best: optuna.trial.FrozenTrial, sweep_dir: Path) -> Path 
     cfg = OmegaConf.load(source)
     cfg[TRIAL_NODE] = {"study_name": None, "storage": None, "number": None}
     path = sweep_dir / BEST_CONFIG_FILE
-    _atomic_write(path, "# The best trial's job config: python train.py --config-dir "
-                  f"{sweep_dir} --config-name best_config\n" + OmegaConf.to_yaml(cfg))
+    _atomic_write(
+        path,
+        "# The best trial's job config: python train.py --config-dir "
+        f"{sweep_dir} --config-name best_config\n" + OmegaConf.to_yaml(cfg),
+    )
     return path
 
 

@@ -126,8 +126,7 @@ def parse_condition(child: str, text: str) -> Condition:
     match = _CONDITION.match(str(text))
     if match is None:
         raise SearchSpaceError(
-            f"condition of {child}: {text!r} is not 'PARENT OP VALUE' with OP one of "
-            + " ".join(OPERATORS)
+            f"condition of {child}: {text!r} is not 'PARENT OP VALUE' with OP one of " + " ".join(OPERATORS)
         )
     value = yaml.safe_load(match["value"])
     if match["op"] == "in" and not isinstance(value, list):
@@ -202,7 +201,9 @@ def build_search_space(
         if override.is_sweep_override():
             sweeps[override.key_or_group] = override
         else:
-            fixed[override.key_or_group] = f"{override.get_key_element()}={override.get_value_element_as_str()}"
+            fixed[override.key_or_group] = (
+                f"{override.get_key_element()}={override.get_value_element_as_str()}"
+            )
             fixed_values[override.key_or_group] = override.value()
     for override in parse_overrides(arguments):
         key = override.key_or_group
@@ -212,7 +213,9 @@ def build_search_space(
             fixed_values.pop(key, None)
         else:
             sweeps.pop(key, None)
-            fixed[key] = override.input_line or f"{override.get_key_element()}={override.get_value_element_as_str()}"
+            fixed[key] = (
+                override.input_line or f"{override.get_key_element()}={override.get_value_element_as_str()}"
+            )
             fixed_values[key] = override.value()
 
     distributions = {key: distribution_from_override(o) for key, o in sweeps.items()}

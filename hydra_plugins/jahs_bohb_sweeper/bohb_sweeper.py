@@ -10,7 +10,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from hydra_plugins.jahs_bohb_sweeper import config  # noqa: F401  (registers `hydra/sweeper: bohb`)
+import hydra_plugins.jahs_bohb_sweeper.config  # noqa: F401  (registers `hydra/sweeper: bohb`)
 
 
 class BOHBSweeper(Sweeper):

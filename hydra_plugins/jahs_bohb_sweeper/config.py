@@ -1,7 +1,7 @@
 """The sweeper's config, registered as `hydra/sweeper: bohb` (with sampler and pruner groups)."""
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -57,6 +57,8 @@ class BOHBSweeperConf:
     # A dotted path to a function that validates the composed job config before any trial runs
     # (bad fixed overrides fail fast, with no study created); null: no check.
     preflight_check: Optional[str] = None
+    # Where the job config keeps its W&B settings; the sweep's own W&B run uses them. null: no sweep run.
+    tracking_key: Optional[str] = "logger.wandb"
     # Any Optuna storage URL (sqlite:///..., postgresql://..., journal:///path); null: a SQLite file
     # `optuna.db` in the sweep directory.
     storage: Optional[str] = None

@@ -47,13 +47,14 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.labels)
         order = (
-            torch.randperm(n, device=self.images.device, generator=self.generator)
-            if self.shuffle
-            else None
+            torch.randperm(n, device=self.images.device, generator=self.generator) if self.shuffle else None
         )
         for start in range(0, n, self.batch_size):
             if order is None:
-                x, y = self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+                x, y = (
+                    self.images[start : start + self.batch_size],
+                    self.labels[start : start + self.batch_size],
+                )
             else:
                 idx = order[start : start + self.batch_size]
                 x, y = self.images[idx], self.labels[idx]

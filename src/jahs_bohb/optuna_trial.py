@@ -35,9 +35,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
     A journal file is given as `journal:///abs/path` or as a path ending in `.journal` / `.log`.
     """
-    if url.startswith("journal://") or (
-        "://" not in url and Path(url).suffix in (".journal", ".log")
-    ):
+    if url.startswith("journal://") or ("://" not in url and Path(url).suffix in (".journal", ".log")):
         path = url.removeprefix("journal://")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         backend = optuna.storages.journal.JournalFileBackend(path)

@@ -15,7 +15,9 @@ def stratified_sample(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndar
     n = len(labels)
     classes, counts = np.unique(labels, return_counts=True)
     if not len(classes) <= size <= n:
-        raise ConfigError(f"cannot take a stratified sample of {size} from {n} images of {len(classes)} classes")
+        raise ConfigError(
+            f"cannot take a stratified sample of {size} from {n} images of {len(classes)} classes"
+        )
     exact = counts * size / n
     take = np.floor(exact).astype(int)
     shortfall = size - int(take.sum())

@@ -34,12 +34,19 @@ def resolve_mode(mode: str) -> str:
 
 
 def init_kwargs(
-    wandb_cfg: DictConfig, *, name: str, group: str | None, job_type: str, config: dict[str, Any], save_dir: Path
+    wandb_cfg: DictConfig,
+    *,
+    name: str,
+    group: str | None,
+    job_type: str,
+    config: dict[str, Any],
+    save_dir: Path,
 ) -> dict[str, Any]:
     """Arguments for `wandb.init` (also accepted by Lightning's WandbLogger)."""
     save_dir.mkdir(parents=True, exist_ok=True)
-    extra = OmegaConf.to_container(wandb_cfg.get("init_kwargs") or {}, resolve=True)
-    assert isinstance(extra, dict)
+    extra = wandb_cfg.get("init_kwargs") or {}
+    if isinstance(extra, DictConfig):
+        extra = OmegaConf.to_container(extra, resolve=True)
     return {
         "project": wandb_cfg.project,
         "entity": wandb_cfg.get("entity"),

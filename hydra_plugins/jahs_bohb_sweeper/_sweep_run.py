@@ -1,0 +1,84 @@
+"""The sweep's own W&B run (job_type "sweep"): best-so-far per trial, the trials as a table, figures,
+importances and the best config. Run files go to the sweep directory beside the trials' runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig
+
+from jahs_bohb import tracking
+from jahs_bohb.optuna_trial import FAIL_REASON_ATTR
+
+log = logging.getLogger(__name__)
+
+
+class SweepRun:
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+    @classmethod
+    def start(
+        cls, wandb_cfg: DictConfig | None, sweep_dir: Path, study_name: str, settings: dict[str, Any]
+    ) -> SweepRun:
+        if not wandb_cfg or tracking.resolve_mode(wandb_cfg.mode) == "disabled":
+            return cls(None)
+        import wandb
+
+        kwargs = tracking.init_kwargs(
+            wandb_cfg,
+            name=f"sweep-{study_name}",
+            group=study_name,
+            job_type="sweep",
+            config=settings,
+            save_dir=Path(wandb_cfg.get("dir") or sweep_dir),
+        )
+        return cls(wandb.init(**kwargs))
+
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, elapsed_s: float) -> None:
+        if self.run is None:
+            return
+        try:
+            best: float | None = study.best_value
+        except ValueError:
+            best = None
+        row = {
+            "trial": trial.number,
+            "state": trial.state.name.lower(),
+            "value": trial.value,
+            "epochs": len(trial.intermediate_values),
+            "best_value": best,
+            "elapsed_s": elapsed_s,
+        }
+        self.run.log({k: v for k, v in row.items() if v is not None})
+
+    def finish(
+        self, study: optuna.Study, results: dict[str, Any], figures: dict[str, Path], failed: bool
+    ) -> None:
+        if self.run is None:
+            return
+        import wandb
+
+        try:
+            trials = study.get_trials(deepcopy=False)
+            names = sorted({name for t in trials for name in t.params})
+            columns = ["trial", "state", "value", "epochs", *names, "fail_reason"]
+            table = wandb.Table(columns=columns)
+            for t in trials:
+                table.add_data(
+                    t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
+                    *(t.params.get(n) for n in names), t.user_attrs.get(FAIL_REASON_ATTR),
+                )  # fmt: skip
+            media: dict[str, Any] = {"trials": table}
+            for name, path in figures.items():
+                media[name] = wandb.Image(str(path)) if path.suffix == ".png" else wandb.Html(str(path))
+            self.run.log(media)
+            self.run.summary.update({k: v for k, v in results.items() if not isinstance(v, list)})
+            self.run.config.update({"best_params": results.get("best_params", {})}, allow_val_change=True)
+        except Exception as exc:  # a broken dashboard must never lose the sweep's results
+            log.warning("W&B sweep run: could not log the summary: %s", exc)
+        finally:
+            self.run.finish(exit_code=1 if failed else 0)
