@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from jahs_bohb.errors import ConfigError
+from jahs_bohb.fashion_mnist import check_root
 
 TRAIN_IMAGES = 60_000
 NUM_CLASSES = 10
@@ -94,6 +95,9 @@ def check_config(cfg: DictConfig) -> None:
         if present and (problem := rule.problem(value)) is not None:
             raise ConfigError(f"{key}={_fmt(value)} is out of range; {problem}")
     _check_subset_sizes(values)
+    root = values.get("data", {}).get("root")
+    if root is not None:
+        check_root(root)  # a typo in data.root fails before anything is written
 
 
 def _check_subset_sizes(values: dict[str, Any]) -> None:

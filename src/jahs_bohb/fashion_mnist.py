@@ -93,6 +93,18 @@ def _download(download_dir: Path) -> dict[str, Path]:
     return files
 
 
+def check_root(root: str | Path) -> dict[str, Path]:
+    """The IDX files in a user-given `data.root`, or a ConfigError saying what is missing."""
+    files = find_idx_files(Path(root).expanduser())
+    if files is None:
+        raise ConfigError(
+            f"data.root={root} holds no Fashion-MNIST IDX files (expected {FILES['train_images']}[.gz] "
+            "and the other three, or FashionMNIST/raw/ below it); fix the path, or drop data.root to "
+            f"use {DEBIAN_DIR} or the download"
+        )
+    return files
+
+
 def load_fashion_mnist(
     root: str | Path | None = None,
     download: bool = True,
@@ -103,15 +115,7 @@ def load_fashion_mnist(
     A given `root` that lacks the files is an error (a typo should not trigger a silent download).
     """
     if root is not None:
-        root = Path(root).expanduser()
-        files = find_idx_files(root)
-        if files is None:
-            raise ConfigError(
-                f"data.root={root} holds no Fashion-MNIST IDX files (expected {FILES['train_images']}[.gz] "
-                "and the other three, or FashionMNIST/raw/ below it); fix the path, or drop data.root to "
-                f"use {DEBIAN_DIR} or the download"
-            )
-        return _load_files(files, str(root))
+        return _load_files(check_root(root), str(Path(root).expanduser()))
 
     tried = []
     files = find_idx_files(DEBIAN_DIR)

@@ -1,0 +1,49 @@
+"""A Hydra app that 'trains' in microseconds, for end-to-end tests of the BOHB sweeper.
+
+Its learning curve rises with the epoch towards a quality set by `x`, `y` and `z`, so Hyperband has
+something to prune. Inside a sweep (`optuna_trial.number` set) it attaches to its Optuna trial, reports
+every epoch and stops with `optuna.TrialPruned` when the pruner says so, exactly like `train.py`.
+`fail=true` raises, `nan=true` returns NaN. No torch, no files beyond Hydra's own.
+
+    python tests/cheap_app/cheap_task.py -m hydra.sweep.dir=/tmp/sweep hydra.sweeper.n_trials=5
+"""
+
+from __future__ import annotations
+
+import math
+
+import hydra
+import optuna
+from omegaconf import DictConfig
+
+from jahs_bohb.optuna_trial import TrialIdentity, attach
+
+Y_BONUS = {"a": 0.0, "b": 0.05, "c": 0.1}
+
+
+def learning_curve(x: float, y: str, z: float, epoch: int) -> float:
+    """Validation 'accuracy' after `epoch` epochs: best near x=0.7, y=c, z=1; saturates with epochs."""
+    quality = 0.8 - (float(x) - 0.7) ** 2 + Y_BONUS.get(str(y), 0.0) + 0.05 * float(z)
+    return quality * (1.0 - math.exp(-epoch / 2.0))
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    if cfg.fail:
+        raise RuntimeError("boom")
+    if cfg.nan:
+        return float("nan")
+    identity = TrialIdentity.from_config(cfg.optuna_trial)
+    trial = attach(identity) if identity is not None else None
+    value = 0.0
+    for epoch in range(1, cfg.max_epochs + 1):
+        value = learning_curve(cfg.x, cfg.y, cfg.z, epoch)
+        if trial is not None:
+            trial.report(value, epoch)
+            if epoch < cfg.max_epochs and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+    return value
+
+
+if __name__ == "__main__":
+    main()

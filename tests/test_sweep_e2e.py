@@ -1,0 +1,158 @@
+"""The real command a user types, `python train.py -m sweeper=bohb ...`, on real Fashion-MNIST subsets.
+
+One small sweep is shared by the tests below: its Optuna study, results file and W&B run files are
+read back with Optuna's and W&B's own readers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+N_TRIALS = 12
+TABLE_1 = {
+    "model.n_conv_layers": lambda v: v in (1, 2, 3),
+    "model.n_filters_1": lambda v: isinstance(v, int) and 8 <= v <= 256,
+    "model.n_filters_2": lambda v: isinstance(v, int) and 8 <= v <= 256,
+    "model.n_filters_3": lambda v: isinstance(v, int) and 8 <= v <= 256,
+    "model.kernel_size": lambda v: v in (3, 5),
+    "model.batch_norm": lambda v: v in (True, False),
+    "model.global_avg_pooling": lambda v: v in (True, False),
+    "model.n_fc_layers": lambda v: v in (1, 2),
+    "model.n_neurons_1": lambda v: isinstance(v, int) and 512 <= v <= 2048,
+    "model.n_neurons_2": lambda v: isinstance(v, int) and 512 <= v <= 2048,
+    "model.dropout": lambda v: v in (0.1, 0.2, 0.3, 0.4, 0.5),
+    "data.batch_size": lambda v: v in (64, 128, 256, 512, 1024, 2048),
+    "optimizer": lambda v: v in ("adam", "sgd"),
+    "optimizer.lr": lambda v: 1e-3 <= v <= 1.0,
+    "optimizer.weight_decay": lambda v: 1e-5 <= v <= 1e-2,
+    "data.hflip": lambda v: v in (True, False),
+    "data.rotation": lambda v: v in (True, False),
+}
+
+
+def run_sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable, "train.py", "-m", "sweeper=bohb",
+        f"hydra.sweep.dir={sweep_dir}",
+        "data.limit_train=1000", "data.limit_val=500",
+        # Keep each trial CPU-cheap; the rest of Table 1 is searched as configured.
+        "model.n_filters_1=tag(log, int(interval(8, 64)))",
+        "model.n_filters_2=tag(log, int(interval(8, 64)))",
+        "model.n_filters_3=tag(log, int(interval(8, 64)))",
+        *overrides,
+    ]  # fmt: skip
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def load_study(sweep_dir: Path) -> optuna.Study:
+    return optuna.load_study(study_name="jahs-bohb", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    run_sweep(sweep_dir, f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.pruner.max_resource=3")
+    return sweep_dir
+
+
+def wandb_runs(sweep_dir: Path) -> list[dict[str, Any]]:
+    runs = []
+    for run_dir in sorted((sweep_dir / "wandb").glob("offline-run-*")):
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--summary", "--json", str(run_dir)],
+            capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        runs.append(json.loads(out.stdout))
+    return runs
+
+
+@pytest.mark.slow
+def test_sweep_prunes_mid_training_inside_table_1(sweep: Path) -> None:
+    trials = load_study(sweep).get_trials()
+    assert len(trials) == N_TRIALS
+    states = {t.state for t in trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert complete and pruned
+    assert min(len(t.intermediate_values) for t in pruned) < max(len(t.intermediate_values) for t in complete)
+    for t in trials:
+        for name, value in t.params.items():
+            assert TABLE_1[name](value), f"trial {t.number}: {name}={value} outside Table 1"
+        n_conv, n_fc = t.params["model.n_conv_layers"], t.params["model.n_fc_layers"]
+        assert ("model.n_filters_2" in t.params) == (n_conv >= 2)
+        assert ("model.n_filters_3" in t.params) == (n_conv >= 3)
+        assert ("model.n_neurons_2" in t.params) == (n_fc == 2)
+
+
+@pytest.mark.slow
+def test_results_file_and_best_config_retrain(sweep: Path) -> None:
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    study = load_study(sweep)
+    assert results["best_value"] == pytest.approx(study.best_value)
+    assert results["best_params"] == study.best_params
+    assert results["n_complete"] + results["n_pruned"] + results["n_failed"] == N_TRIALS
+    assert results["epochs_trained"] < results["epochs_unpruned"]
+    for figure in ("best_so_far.png", "param_importances.png", "parallel_coordinates.html"):
+        assert (sweep / figure).stat().st_size > 0
+    # The best trial's config retrains with one command and reproduces its validation accuracy.
+    run_dir = sweep / "retrain"
+    subprocess.run(
+        [sys.executable, "train.py", "--config-dir", str(sweep), "--config-name", "best_config",
+         f"hydra.run.dir={run_dir}", "logger.wandb=null", "trainer.enable_progress_bar=false"],
+        cwd=ROOT, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    retrained = yaml.safe_load((run_dir / "result.yaml").read_text())
+    assert retrained["val_acc_best"] == pytest.approx(results["best_value"], abs=0.02)
+
+
+@pytest.mark.slow
+def test_wandb_run_per_trial_and_sweep(sweep: Path) -> None:
+    runs = wandb_runs(sweep)
+    by_name = {run["name"]: run for run in runs}
+    assert len(runs) == N_TRIALS + 1
+    assert set(by_name) == {f"trial-{n}" for n in range(N_TRIALS)} | {"sweep-jahs-bohb"}
+    study = load_study(sweep)
+    for trial in study.get_trials():
+        run = by_name[f"trial-{trial.number}"]
+        assert run["state"] == "finished"
+        for name, value in trial.params.items():
+            assert run["config"][name] == value
+        summary = run["summary"]
+        assert summary["state"] == trial.state.name.lower()
+        assert summary["epochs"] == len(trial.intermediate_values)
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            assert summary["reason"].startswith("pruned after epoch")
+    sweep_summary = by_name["sweep-jahs-bohb"]["summary"]
+    assert sweep_summary["best_value"] == pytest.approx(study.best_value)
+    assert sweep_summary["n_trials"] == N_TRIALS
+
+
+@pytest.mark.slow
+def test_joblib_workers_prune_across_processes(tmp_path: Path) -> None:
+    run_sweep(
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.pruner.max_resource=3",
+        "logger=none",
+    )
+    trials = load_study(tmp_path).get_trials()
+    assert len(trials) == 8
+    assert any(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    assert all(len(t.intermediate_values) >= 1 for t in trials)
