@@ -11,10 +11,11 @@ log [1e-6, 1e-2], batch size {32, ..., 512}, optimizer {adam, sgd with momentum 
 
 Why it is an honest multi-fidelity benchmark. The fidelity is the number of epochs actually trained,
 as in the project: nothing is tabulated, surrogated or extrapolated. A low-budget observation (the
-validation accuracy after 1, 3 or 9 epochs) is a genuinely noisy, biased estimate of the 27-epoch
-result (small-lr SGD starts slowly; large, high-lr models start fast and then diverge or overfit),
-so Hyperband can be fooled exactly as it can in the real sweep. The cost the budget counts is the
-same unit for every strategy: one epoch of training on the same images, whatever the configuration.
+validation accuracy after 1, 3 or 9 epochs) is a genuinely noisy and biased estimate of the 27-epoch
+result (a small learning rate or batch-size-512 SGD starts slowly, an aggressive one may start fast and
+then stall or diverge), so Hyperband can be fooled just as it can in the real sweep. The cost the
+budget counts is the same unit for every strategy: one epoch of training on the same images, whatever
+the configuration.
 
 The strategies, each run with ask/tell until a total of --budget-epochs epochs has been trained:
 
@@ -23,6 +24,10 @@ The strategies, each run with ask/tell until a total of --budget-epochs epochs h
           reduction_factor=3); both built from the plugin's own config dataclasses;
   tpe     the same TPESampler + NopPruner (every trial trains --max-epochs epochs);
   random  RandomSampler(seed) + NopPruner.
+
+Runs with the same seed share common random numbers: TPE's 10 start-up trials draw the same
+configurations as random search's first 10, and trial k of every strategy trains with the same torch
+seed, so the comparison's noise is mostly the strategies' own.
 
 A trial's objective is its best validation accuracy so far, reported after every epoch with
 trial.report(value, epoch); the trial stops when trial.should_prune() says so (never at its last
@@ -34,7 +39,8 @@ configurations), each run also records the accuracy, on a stratified subset of t
 set, of its incumbent (the trial and epoch with the best validation accuracy): that number is never
 used for any decision.
 
-Run from the repository root (the default takes about 5-10 minutes on 2 CPU cores):
+Run from the repository root (the default, 3000 training images so that it takes about 5-10 minutes
+on 2 otherwise idle CPU cores, spends about 1000 CPU-seconds):
 
     .venv/bin/python benchmarks/search_quality.py
     .venv/bin/python benchmarks/search_quality.py --budget-epochs 270 --seeds 2   # a quick look
@@ -125,6 +131,7 @@ class RunResult:
     epochs_per_trial: dict[int, int] = dataclasses.field(default_factory=dict)
     incumbent: dict[str, Any] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time: wall time depends on what else the machine runs
 
 
 # --- data --------------------------------------------------------------------------------------------
@@ -293,7 +300,7 @@ def run_trial(
 
 def run_strategy(strategy: str, seed: int, settings: Settings, data: Data) -> RunResult:
     """Ask/tell until the epoch budget is spent; the anytime curve has one point per epoch trained."""
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     tensors = {f.name: torch.from_numpy(getattr(data, f.name)) for f in dataclasses.fields(data)}
     study = optuna.create_study(
         study_name=f"search-quality-{strategy}-{seed}",
@@ -323,6 +330,7 @@ def run_strategy(strategy: str, seed: int, settings: Settings, data: Data) -> Ru
         epochs_per_trial=dict(sorted(epochs_per_trial.items())),
         incumbent=tracker.incumbent,
         seconds=time.perf_counter() - start,
+        cpu_seconds=time.process_time() - cpu_start,
     )
 
 
@@ -358,6 +366,7 @@ def run_all(settings: Settings, data: Data) -> list[RunResult]:
         print(
             f"  {result.strategy:6s} seed {result.seed}: best val {result.best_val[-1]:.4f} "
             f"(test {result.incumbent_test[-1]:.4f}), {result.n_trials} trials, {result.seconds:.0f} s "
+            f"({result.cpu_seconds:.0f} s CPU) "
             f"[{len(results)}/{len(jobs)}]",
             flush=True,
         )
@@ -420,6 +429,7 @@ def summarise(results: Sequence[RunResult], settings: Settings) -> dict[str, Any
                     "epochs_per_trial": r.epochs_per_trial,
                     "incumbent": r.incumbent,
                     "seconds": round(r.seconds, 1),
+                    "cpu_seconds": round(r.cpu_seconds, 1),
                 }
                 for r in runs
             ],
@@ -566,6 +576,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         "machine": machine() | {"loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "wall_seconds": round(wall, 1),
+        "cpu_seconds_of_runs": round(sum(r.cpu_seconds for r in results), 1),
         "epochs_trained_per_second": round(len(results) * settings.budget_epochs / wall, 2),
         **summary,
     }
@@ -573,7 +584,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n")
     plot(results, settings, out.with_suffix(".png"))
     print_summary(summary, settings.budget_epochs)
-    print(f"wall {wall:.0f} s; wrote {out} and {out.with_suffix('.png')}")
+    cpu = sum(r.cpu_seconds for r in results)
+    print(f"wall {wall:.0f} s ({cpu:.0f} CPU-seconds in the runs); wrote {out} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

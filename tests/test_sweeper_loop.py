@@ -192,12 +192,19 @@ RUNS: dict[str, Callable[[Path], Any]] = {
 }
 
 
+def scratch_root(prefix: str) -> Path:
+    """A fresh directory, on /dev/shm where there is one: SQLite commits there are several times faster
+    than on disk."""
+    shm = Path("/dev/shm")
+    return Path(
+        tempfile.mkdtemp(prefix=prefix, dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
+    )
+
+
 @pytest.fixture(scope="module")
 def runs() -> Iterator[dict[str, Future[Any]]]:
-    """Every run in RUNS, started together two at a time, each in its own scratch directory (on
-    /dev/shm where there is one: SQLite commits there are several times faster than on disk)."""
-    shm = Path("/dev/shm")
-    root = Path(tempfile.mkdtemp(prefix="bohb-loop-", dir=shm if os.access(shm, os.W_OK) else None))
+    """Every run in RUNS, started together two at a time, each in its own directory."""
+    root = scratch_root("bohb-loop-")
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {
             name: pool.submit(run, root / f"run{i}" / "sweep") for i, (name, run) in enumerate(RUNS.items())
@@ -366,31 +373,6 @@ def test_max_failure_rate_stops_the_sweep(runs: dict[str, Future[Any]]) -> None:
     assert all("boom" in reason for reason in run.results["fail_reasons"].values())
 
 
-# --- parallel trials ------------------------------------------------------------------------------
-
-
-def test_joblib_launcher_with_two_workers_prunes(runs: dict[str, Future[Any]]) -> None:
-    for future in runs.values():  # alone on the machine, so that both workers really run
-        future.result(timeout=TIMEOUT_S * 4)
-    root = Path(tempfile.mkdtemp(prefix="bohb-joblib-"))
-    try:
-        run = sweep(root / "sweep", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    assert_ok(run)
-    assert len(run.trials) == N_TRIALS
-    assert {t.state for t in run.trials} <= {States.COMPLETE, States.PRUNED}
-    assert run.of_state(States.PRUNED)
-    for t in run.trials:
-        for epoch, value in t.intermediate_values.items():
-            assert value == pytest.approx(expected_value(t.params, epoch))
-    spans = [(t.datetime_start, t.datetime_complete) for t in run.trials]
-    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]), (
-        "no two trials were in flight at once"
-    )
-    assert run.results["n_trials"] == N_TRIALS and run.results["n_pruned"] >= 1
-
-
 # --- bad input: one line, no study ----------------------------------------------------------------
 
 
@@ -487,3 +469,27 @@ def test_cheap_app_learning_curve_rises_and_saturates() -> None:
     values = [cheap_task.learning_curve(0.7, "c", 1.0, epoch) for epoch in range(1, 30)]
     assert values == sorted(values)
     assert math.isclose(values[-1], 0.8 + 0.1 + 0.05, rel_tol=1e-5)
+
+
+# --- parallel trials ------------------------------------------------------------------------------
+
+
+def test_joblib_launcher_with_two_workers_prunes() -> None:
+    """Last in the file, so that it has the machine to itself after the runs above."""
+    root = scratch_root("bohb-joblib-")
+    try:
+        run = sweep(root / "sweep", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert_ok(run)
+    assert len(run.trials) == N_TRIALS
+    assert {t.state for t in run.trials} <= {States.COMPLETE, States.PRUNED}
+    assert run.of_state(States.PRUNED)
+    for t in run.trials:
+        for epoch, value in t.intermediate_values.items():
+            assert value == pytest.approx(expected_value(t.params, epoch))
+    spans = [(t.datetime_start, t.datetime_complete) for t in run.trials]
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]), (
+        "no two trials were in flight at once"
+    )
+    assert run.results["n_trials"] == N_TRIALS and run.results["n_pruned"] >= 1

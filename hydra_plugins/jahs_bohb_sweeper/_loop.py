@@ -26,7 +26,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.jahs_bohb_sweeper import _plots, _results
+from hydra_plugins.jahs_bohb_sweeper import _final, _plots, _results
 from hydra_plugins.jahs_bohb_sweeper._search_space import (
     SearchSpace,
     SearchSpaceError,
@@ -99,6 +99,7 @@ class BOHBSweep:
         conditions: DictConfig | None,
         preflight_check: str | None = None,
         tracking_key: str | None = None,
+        final_evaluation: DictConfig | None = None,
     ) -> None:
         self.sampler_config, self.pruner_config = sampler, pruner
         self.direction, self.study_name, self.storage = direction, study_name, storage
@@ -110,6 +111,7 @@ class BOHBSweep:
         self.conditions = OmegaConf.to_container(conditions, resolve=True) if conditions else {}
         self.preflight_check = preflight_check
         self.tracking_key = tracking_key
+        self.final_evaluation = final_evaluation
         self._sweep_run = SweepRun(None)
         self._lock = threading.Lock()
         self._stop_reason: str | None = None
@@ -147,10 +149,16 @@ class BOHBSweep:
             self.study_name,
             self._settings(space, budget),
         )
+        final = None
         try:
             self._run_workers(study, space, budget, remaining)
+            if self.final_evaluation and self.final_evaluation.enabled and not self._stop_reason:
+                overrides = list(self.final_evaluation.overrides or [])
+                final = _final.run(self.launcher, study, self.sweep_dir, overrides, len(study.trials))
         finally:
-            results = _results.write(study, self.sweep_dir, self.storage_url, budget, self._stop_reason)
+            results = _results.write(
+                study, self.sweep_dir, self.storage_url, budget, self._stop_reason, final
+            )
             figures = _plots.write_figures(study, self.sweep_dir)
             self._sweep_run.finish(study, results, figures, failed=self._stop_reason is not None)
             log.info("BOHB: results in %s", self.sweep_dir / _results.RESULTS_FILE)

@@ -53,6 +53,7 @@ def write(
     storage_url: str,
     budget: int,
     stop_reason: str | None = None,
+    final: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     best = _best(study)
     results: dict[str, Any] = {
@@ -81,6 +82,8 @@ def write(
     }
     if failures:
         results["fail_reasons"] = failures
+    if final is not None:
+        results["final_evaluation"] = {k: v for k, v in final.items() if k != "overrides"}
     path = sweep_dir / RESULTS_FILE
     _atomic_write(path, yaml.safe_dump(results, sort_keys=False))
     return results

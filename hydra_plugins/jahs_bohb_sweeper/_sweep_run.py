@@ -76,7 +76,10 @@ class SweepRun:
             for name, path in figures.items():
                 media[name] = wandb.Image(str(path)) if path.suffix == ".png" else wandb.Html(str(path))
             self.run.log(media)
-            self.run.summary.update({k: v for k, v in results.items() if not isinstance(v, list)})
+            final = results.get("final_evaluation") or {}
+            flat_final = {f"final/{k}": v for k, v in {**final, **final.get("result", {})}.items()}
+            scalars = {k: v for k, v in {**results, **flat_final}.items() if not isinstance(v, (list, dict))}
+            self.run.summary.update(scalars)
             self.run.config.update({"best_params": results.get("best_params", {})}, allow_val_change=True)
         except Exception as exc:  # a broken dashboard must never lose the sweep's results
             log.warning("W&B sweep run: could not log the summary: %s", exc)

@@ -44,6 +44,14 @@ class NopPrunerConf:
 
 
 @dataclass
+class FinalEvaluationConf:
+    """After the search: retrain the best configuration with these overrides and test it once."""
+
+    enabled: bool = False
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
 class BOHBSweeperConf:
     _target_: str = "hydra_plugins.jahs_bohb_sweeper.bohb_sweeper.BOHBSweeper"
     _recursive_: bool = False  # the sweeper instantiates sampler and pruner itself (and keeps their configs)
@@ -71,6 +79,7 @@ class BOHBSweeperConf:
     # trials exceeds this.
     max_failure_rate: float = 0.5
     min_trials_for_failure_rate: int = 5
+    final_evaluation: FinalEvaluationConf = field(default_factory=FinalEvaluationConf)
     params: dict[str, Any] = field(default_factory=dict)
     conditions: dict[str, str] = field(default_factory=dict)
 

@@ -7,6 +7,7 @@ per-step `.item()` host sync.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,10 @@ class ImageClassifier(pl.LightningModule):
         self._totals = {"train": _Totals(), "val": _Totals(), "test": _Totals()}
         self.best_val_acc = -math.inf
         self.history: list[dict[str, float]] = []
+        self._fit_started = time.perf_counter()
+
+    def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -84,7 +89,8 @@ class ImageClassifier(pl.LightningModule):
         if not math.isfinite(loss):
             raise NonFiniteLossError(f"training loss became {loss} in epoch {self.current_epoch + 1}")
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-        self.log_dict({"train/loss": loss, "train/acc": acc, "lr": lr})
+        elapsed = time.perf_counter() - self._fit_started
+        self.log_dict({"train/loss": loss, "train/acc": acc, "lr": lr, "time/elapsed_s": elapsed})
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()}
         self.history.append({"epoch": self.current_epoch + 1, **metrics})
 

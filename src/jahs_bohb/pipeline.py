@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks import EarlyStopping, TQDMProgressBar
 
 from jahs_bohb import backends
 from jahs_bohb.best_weights import BestWeights
@@ -69,7 +69,9 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> float:
 
     pruning = OptunaPruning(trial) if trial is not None else None
     best_weights = BestWeights() if cfg.evaluate_test else None
-    callbacks: list[pl.Callback] = [cb for cb in (pruning, best_weights) if cb is not None]
+    patience = cfg.get("early_stopping_patience")
+    early_stopping = EarlyStopping("val/acc", mode="max", patience=patience) if patience else None
+    callbacks: list[pl.Callback] = [cb for cb in (pruning, best_weights, early_stopping) if cb is not None]
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.get("progress_refresh_rate", 20)))
 

@@ -12,7 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from jahs_bohb import tracking
-from jahs_bohb.optuna_trial import TrialIdentity, redact
+from jahs_bohb.optuna_trial import TRIAL_NODE, TrialIdentity, redact
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +42,21 @@ class TrialRun:
 
         job_config = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(job_config, dict)
-        if identity is not None:
-            job_config["optuna_trial"]["storage"] = redact(identity.storage)
+        if job_config.get(TRIAL_NODE, {}).get("storage"):
+            job_config[TRIAL_NODE]["storage"] = redact(job_config[TRIAL_NODE]["storage"])
         config: dict[str, Any] = {**params, "job": job_config}
-        name = f"trial-{identity.number}" if identity else wandb_cfg.get("name") or output_dir.name
+        study_name = (cfg.get(TRIAL_NODE) or {}).get("study_name")
+        if identity is not None:
+            name, group, job_type = f"trial-{identity.number}", identity.study_name, "trial"
+        elif study_name:  # a study's final evaluation: grouped with its trials, never pruned
+            name, group, job_type = f"final-{study_name}", study_name, "final"
+        else:
+            name, group, job_type = wandb_cfg.get("name") or output_dir.name, wandb_cfg.get("group"), "train"
         kwargs = tracking.init_kwargs(
             wandb_cfg,
             name=name,
-            group=identity.study_name if identity else wandb_cfg.get("group"),
-            job_type="trial" if identity else "train",
+            group=group,
+            job_type=job_type,
             config=config,
             save_dir=wandb_dir(cfg, output_dir),
         )

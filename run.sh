@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The two commands of the README; each sets everything up first (idempotent, so rerunning is cheap):
+#   ./run.sh sweep [overrides...]   a real BOHB study: experiment=quick on a CPU, experiment=gpu with CUDA
+#   ./run.sh test  [pytest args...] the test suite
+# VENV (default .venv) picks the virtual environment; PYTHON (default python3) the interpreter for it.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+DATASET_DIR=/usr/share/datasets/fashion-mnist
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+install_debian_packages() {
+  command -v apt-get >/dev/null || return 0
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "setup: apt-get install ${missing[*]}"
+  as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || echo "setup: could not install ${missing[*]} with apt-get; continuing without them"
+}
+
+setup() {
+  # Fashion-MNIST offline from Debian; without apt the first run downloads it through torchvision.
+  [ -d "$DATASET_DIR" ] || install_debian_packages dataset-fashion-mnist
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+}
+
+has_cuda() { "$VENV/bin/python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; }
+
+case "${1:-}" in
+  sweep)
+    shift
+    setup
+    if has_cuda; then preset=gpu; else preset=quick; fi
+    echo "setup done; running: python train.py -m experiment=$preset $*"
+    exec "$VENV/bin/python" train.py -m "experiment=$preset" "$@"
+    ;;
+  test)
+    shift
+    install_debian_packages postgresql
+    setup
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: ./run.sh sweep [hydra overrides...] | ./run.sh test [pytest args...]" >&2
+    exit 2
+    ;;
+esac
