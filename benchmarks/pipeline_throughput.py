@@ -16,13 +16,13 @@ Each flavour trains a freshly seeded model for one warm-up epoch plus --epochs t
 table and the JSON give the median seconds per timed epoch, images per second and the speed-up
 ratios seed_plain / ours_plain and seed_plain / ours_lightning. CUDA is synchronised around every
 timing. The seed-style loader gets pinned memory (on CUDA) and persistent workers, which can only
-make it faster, so the ratios are conservative. On a CPU, other processes skew the numbers: the
-JSON records the load average before each flavour.
+make it faster, so the ratios are conservative. On a CPU, other processes skew the numbers (the
+JSON records the load average before each flavour); on a shared CPU pass --threads 1.
 
 Run from the repository root (PYTHONPATH=src is only needed when the package is not installed):
 
     PYTHONPATH=src python benchmarks/pipeline_throughput.py            # CUDA: 50k images, 3 epochs
-    PYTHONPATH=src python benchmarks/pipeline_throughput.py --device cpu --train-images 2000
+    PYTHONPATH=src python benchmarks/pipeline_throughput.py --device cpu --threads 1
 """
 
 from __future__ import annotations
@@ -65,9 +65,7 @@ from jahs_bohb.datamodule import MEAN, STD, DeviceBatches, FashionMNISTDataModul
 from jahs_bohb.fashion_mnist import DEBIAN_DIR, FILES, find_idx_files, load_fashion_mnist
 from jahs_bohb.model import FashionCNN, count_parameters
 
-VAL_SIZE = (
-    10_000  # FashionMNISTDataModule's default holdout; the training images come from the rest
-)
+VAL_SIZE = 10_000  # FashionMNISTDataModule's default holdout; the training images come from the rest
 ROTATION_DEGREES = 10.0
 FLAVOURS = ("seed_plain", "ours_plain", "ours_lightning")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -125,21 +123,20 @@ class Run:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda"
-    )
-    parser.add_argument(
-        "--train-images", type=int, default=None, help="default: 50000 on CUDA, 5000 on CPU"
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=3, help="timed epochs, after one warm-up epoch"
-    )
+    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda")
+    parser.add_argument("--train-images", type=int, default=None, help="default: 50000 on CUDA, 5000 on CPU")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs, after one warm-up epoch")
     parser.add_argument("--num-workers", type=int, default=2, help="seed-style DataLoader workers")
     parser.add_argument("--data-dir", type=Path, default=DEBIAN_DIR, help="the four IDX(.gz) files")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--out", type=Path, default=Path("benchmarks/results/pipeline_throughput.json")
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads of the training process (default: torch's choice); on a "
+        "shared CPU use 1, since busy cores make multi-threaded small kernels stall",
     )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pipeline_throughput.json"))
     args = parser.parse_args(argv)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -218,9 +215,7 @@ def seed_loader(
         if config.augment
         else []
     )
-    transform = transforms.Compose(
-        [*augment, transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]
-    )
+    transform = transforms.Compose([*augment, transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
     dataset = datasets.FashionMNIST(str(root), train=True, download=False, transform=transform)
     return DataLoader(
         Subset(dataset, indices.tolist()),
@@ -251,9 +246,7 @@ def build_model(config: Config, device: torch.device, seed: int) -> nn.Module:
     return FashionCNN(**config.model).to(device)
 
 
-def train_plain(
-    model: nn.Module, batches: Batches, lr: float, epochs: int, device: torch.device
-) -> Run:
+def train_plain(model: nn.Module, batches: Batches, lr: float, epochs: int, device: torch.device) -> Run:
     """A plain PyTorch training loop; the loss is summed on the device and read once per epoch."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
@@ -347,9 +340,7 @@ def time_seed_plain(
 ) -> Run:
     loader = seed_loader(tv_root, indices, config, args.num_workers, device)
     # The loader (and its persistent workers) goes away when this returns.
-    return train_plain(
-        build_model(config, device, args.seed), loader, config.lr, args.epochs + 1, device
-    )
+    return train_plain(build_model(config, device, args.seed), loader, config.lr, args.epochs + 1, device)
 
 
 def time_ours_plain(
@@ -360,9 +351,7 @@ def time_ours_plain(
     labels: np.ndarray,
 ) -> Run:
     batches = device_batches(images, labels, config, device, args.seed)
-    return train_plain(
-        build_model(config, device, args.seed), batches, config.lr, args.epochs + 1, device
-    )
+    return train_plain(build_model(config, device, args.seed), batches, config.lr, args.epochs + 1, device)
 
 
 def run_config(
@@ -376,9 +365,7 @@ def run_config(
 ) -> dict[str, Any]:
     timers: dict[str, Callable[[], Run]] = {
         "seed_plain": lambda: time_seed_plain(config, args, device, tv_root, indices),
-        "ours_plain": lambda: time_ours_plain(
-            config, args, device, images[indices], labels[indices]
-        ),
+        "ours_plain": lambda: time_ours_plain(config, args, device, images[indices], labels[indices]),
         "ours_lightning": lambda: train_lightning(
             config, args.data_dir, len(indices), args.epochs + 1, device, args.seed
         ),
@@ -409,10 +396,7 @@ def run_config(
 
 def print_table(results: dict[str, Any], n_images: int, machine: str) -> None:
     print(f"\n{n_images} training images per epoch on {machine}")
-    header = (
-        f"{'config':<14} {'flavour':<15} {'s/epoch':>9} {'images/s':>10} {'seed/this':>10} "
-        f"{'loss':>7}"
-    )
+    header = f"{'config':<14} {'flavour':<15} {'s/epoch':>9} {'images/s':>10} {'seed/this':>10} {'loss':>7}"
     print(header)
     print("-" * len(header))
     for config_name, result in results.items():
@@ -434,6 +418,8 @@ def quiet_lightning() -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the same for every flavour (Lightning gets it too)
     quiet_lightning()
@@ -458,6 +444,7 @@ def main(argv: list[str] | None = None) -> None:
             "timed_epochs": args.epochs,
             "warmup_epochs": 1,
             "num_workers": args.num_workers,
+            "torch_threads": torch.get_num_threads(),
             "seed_loader": {
                 "pin_memory": device.type == "cuda",
                 "persistent_workers": args.num_workers > 0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -24,9 +25,10 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, flag_override, open_dict
 
 from hydra_plugins.jahs_bohb_sweeper import _final, _plots, _results
+from hydra_plugins.jahs_bohb_sweeper._budget import FINISHED, StudyBudget
 from hydra_plugins.jahs_bohb_sweeper._search_space import (
     SearchSpace,
     SearchSpaceError,
@@ -39,13 +41,14 @@ from jahs_bohb.optuna_trial import (
     OUTPUT_DIR_ATTR,
     OVERRIDES_ATTR,
     PRUNER_ATTR,
+    STORAGE_ENV,
     TRIAL_NODE,
+    has_password,
     open_storage,
     redact,
 )
 
 log = logging.getLogger(__name__)
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
 class SweepConfigError(ValueError):
@@ -100,6 +103,7 @@ class BOHBSweep:
         preflight_check: str | None = None,
         tracking_key: str | None = None,
         final_evaluation: DictConfig | None = None,
+        heartbeat_interval: int | None = 30,
     ) -> None:
         self.sampler_config, self.pruner_config = sampler, pruner
         self.direction, self.study_name, self.storage = direction, study_name, storage
@@ -112,6 +116,7 @@ class BOHBSweep:
         self.preflight_check = preflight_check
         self.tracking_key = tracking_key
         self.final_evaluation = final_evaluation
+        self.heartbeat_interval = heartbeat_interval
         self._sweep_run = SweepRun(None)
         self._lock = threading.Lock()
         self._stop_reason: str | None = None
@@ -126,20 +131,22 @@ class BOHBSweep:
 
     # ---------------------------------------------------------------- entry point
     def sweep(self, arguments: Sequence[str]) -> None:
+        self._keep_password_out_of_files()
         try:
             space, budget = self._prepare(arguments)
-            study = self._open_study()
+            study, storage = self._open_study()
         except (SweepConfigError, SearchSpaceError) as exc:
             _exit_with(str(exc))
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         study.set_user_attr(PRUNER_ATTR, OmegaConf.to_container(self.pruner_config, resolve=True))
         study.set_user_attr("search_space", {k: repr(d) for k, d in space.distributions.items()})
-        done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
-        remaining = max(0, self.n_trials - done)
+        self._budget = StudyBudget(study, storage, self.n_trials)
+        done, running = self._budget.counts()
         log.info(
-            "BOHB: study %r in %s: %d of %d trials finished, running %d more with %d worker(s); "
+            "BOHB: study %r in %s: %d of %d trials finished%s; up to %d more with %d worker(s); "
             "budget %d epochs; %d parameters",
-            self.study_name, redact(self.storage_url), done, self.n_trials, remaining,
+            self.study_name, redact(self.storage_url), done, self.n_trials,
+            f", {running} running elsewhere" if running else "", max(0, self.n_trials - done - running),
             self._n_workers(), budget, len(space.distributions),
         )  # fmt: skip
         self._progress = _Progress(self.n_trials, done, budget)
@@ -150,12 +157,14 @@ class BOHBSweep:
             self._settings(space, budget),
         )
         final = None
+        self._budget.start_heartbeats()
         try:
-            self._run_workers(study, space, budget, remaining)
+            self._run_workers(study, space, budget)
             if self.final_evaluation and self.final_evaluation.enabled and not self._stop_reason:
                 overrides = list(self.final_evaluation.overrides or [])
                 final = _final.run(self.launcher, study, self.sweep_dir, overrides, len(study.trials))
         finally:
+            self._budget.stop_heartbeats()
             results = _results.write(
                 study, self.sweep_dir, self.storage_url, budget, self._stop_reason, final
             )
@@ -253,7 +262,7 @@ class BOHBSweep:
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{self.sweep_dir.resolve() / 'optuna.db'}"
 
-    def _open_study(self) -> optuna.Study:
+    def _open_study(self) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
         try:
             sampler = instantiate(self.sampler_config)
             pruner = instantiate(self.pruner_config)
@@ -261,15 +270,17 @@ class BOHBSweep:
             raise SweepConfigError(f"hydra.sweeper sampler/pruner: {_first_line(exc)}") from None
         if self.storage is None:
             self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        url = self.storage_url
+        heartbeat = self.heartbeat_interval if "://" in url and not url.startswith("journal") else None
         try:
-            storage = open_storage(self.storage_url)
+            storage = open_storage(url, heartbeat_interval=heartbeat)
         except Exception as exc:
             raise SweepConfigError(
-                f"hydra.sweeper.storage={redact(self.storage_url)} cannot be opened: {_first_line(exc)}"
+                f"hydra.sweeper.storage={redact(url)} cannot be opened: {redact(_first_line(exc))}"
             ) from None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.create_study(
+            study = optuna.create_study(
                 study_name=self.study_name,
                 storage=storage,
                 sampler=sampler,
@@ -277,6 +288,21 @@ class BOHBSweep:
                 direction=self.direction,
                 load_if_exists=True,
             )
+        return study, storage
+
+    def _keep_password_out_of_files(self) -> None:
+        """Jobs, logs and saved configs get the storage URL with its password redacted; the real one
+        travels to the jobs in the environment (see `jahs_bohb.optuna_trial.resolve_url`)."""
+        if not has_password(self.storage):
+            return
+        assert self.storage is not None
+        os.environ[STORAGE_ENV] = self.storage
+        secret, shown = self.storage, redact(self.storage)
+        hydra_cfg = self.config.hydra
+        with flag_override(hydra_cfg, ["readonly", "struct"], False):
+            if hydra_cfg.sweeper.get("storage") == secret:
+                hydra_cfg.sweeper.storage = shown
+            hydra_cfg.overrides.hydra = [o.replace(secret, str(shown)) for o in hydra_cfg.overrides.hydra]
 
     # ---------------------------------------------------------------- the loop
     def _n_workers(self) -> int:
@@ -285,8 +311,7 @@ class BOHBSweep:
             return 1
         return self.n_jobs
 
-    def _run_workers(self, study: optuna.Study, space: SearchSpace, budget: int, remaining: int) -> None:
-        self._remaining = remaining
+    def _run_workers(self, study: optuna.Study, space: SearchSpace, budget: int) -> None:
         n_workers = self._n_workers()
         if self.n_jobs > 1 and n_workers == 1:
             log.warning(
@@ -320,12 +345,20 @@ class BOHBSweep:
             raise errors[0]
 
     def _worker(self, study: optuna.Study, space: SearchSpace, budget: int) -> None:
+        """Run trials until the study's budget is spent: ask, launch, tell; no waiting for other workers."""
         while True:
             with self._lock:
-                if self._remaining <= 0 or self._stop_reason:
+                if self._stop_reason:
                     return
-                self._remaining -= 1
-                trial, overrides = self._ask(study, space, budget)
+                claim = self._budget.claim()
+                if claim.action == "stop":
+                    return
+                if claim.action == "run":
+                    trial, overrides = self._ask(study, space, budget)
+                    self._budget.started(trial)
+            if claim.action == "wait":  # other sweepers' trials may still die and be retried here
+                time.sleep(max(1.0, (self._budget.heartbeats or 2) / 2))
+                continue
             try:
                 ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
                 outcome = outcome_of(ret)
@@ -338,6 +371,7 @@ class BOHBSweep:
                 outcome, output_dir = Outcome(optuna.trial.TrialState.FAIL, reason=_one_line(exc)), None
             with self._lock:
                 frozen = self._tell(study, trial, outcome, output_dir)
+                self._budget.ended(trial)
                 self._progress.trial_finished(study, frozen)
                 self._sweep_run.trial_finished(study, frozen, self._progress.elapsed())
                 self._check_failure_rate(study)
@@ -347,7 +381,11 @@ class BOHBSweep:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             params = space.sample(lambda name, dist: _suggest(trial, name, dist))
-        identity = {"study_name": self.study_name, "storage": self.storage_url, "number": trial.number}
+        identity = {
+            "study_name": self.study_name,
+            "storage": redact(self.storage_url),
+            "number": trial.number,
+        }
         overrides = [
             *space.overrides(params),
             f"{self.budget_key}={budget}",

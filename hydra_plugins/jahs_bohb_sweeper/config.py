@@ -70,8 +70,12 @@ class BOHBSweeperConf:
     # Any Optuna storage URL (sqlite:///..., postgresql://..., journal:///path); null: a SQLite file
     # `optuna.db` in the sweep directory.
     storage: Optional[str] = None
+    # Trials in the study, counted over every sweeper that shares it (finished + running).
     n_trials: int = 20
     n_jobs: int = 1  # trials in flight; each worker starts its next trial as soon as one ends
+    # Seconds between heartbeats of in-flight trials (SQL storages); a trial that misses 4 is failed as
+    # stale and retried once. null: no heartbeats.
+    heartbeat_interval: Optional[int] = 30
     # Epochs of a full trial, passed to the job as `budget_key`; null: the pruner's max_resource.
     budget: Optional[int] = None
     budget_key: str = "trainer.max_epochs"

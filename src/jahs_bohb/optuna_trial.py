@@ -8,6 +8,7 @@ with the in-process launcher, joblib, submitit or SLURM alike. Imports no torch.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,9 @@ PRUNER_ATTR = "pruner_config"  # study user attribute holding the pruner's `_tar
 OVERRIDES_ATTR = "overrides"  # trial user attribute: the overrides that launched it
 OUTPUT_DIR_ATTR = "output_dir"  # trial user attribute: the job's output directory
 FAIL_REASON_ATTR = "fail_reason"  # trial user attribute: why a FAIL trial failed
+STORAGE_ENV = "JAHS_BOHB_STORAGE_URL"  # the real URL when the config carries it with its password redacted
 SQLITE_TIMEOUT_S = 60  # parallel jobs share one SQLite file; wait for its lock instead of failing
+HEARTBEAT_GRACE_FACTOR = 4  # a trial is stale after this many missed heartbeats
 _PASSWORD = re.compile(r"(?P<head>^[a-zA-Z][\w+.-]*://[^:/@]*:)(?P<secret>[^@]*)(?P<tail>@)")
 
 
@@ -30,11 +33,34 @@ def redact(url: str | None) -> str | None:
     return None if url is None else _PASSWORD.sub(r"\g<head>***\g<tail>", url)
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def has_password(url: str | None) -> bool:
+    return url is not None and redact(url) != url
+
+
+def resolve_url(url: str) -> str:
+    """A storage URL whose password was redacted (`***`) gets it back from the environment.
+
+    The sweeper never writes a password into job configs, logs or files: it passes the redacted URL
+    and exports the real one as JAHS_BOHB_STORAGE_URL, which launchers pass on to their jobs (joblib,
+    submitit and SLURM copy the environment).
+    """
+    if "***" not in url:
+        return url
+    real = os.environ.get(STORAGE_ENV)
+    if real is None or redact(real) != url:
+        raise ValueError(
+            f"storage {url} has its password redacted; export the full URL as {STORAGE_ENV} for this job"
+        )
+    return real
+
+
+def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.storages.BaseStorage:
     """An Optuna storage from a URL: SQLAlchemy URLs (sqlite, postgresql, ...) or a journal file.
 
     A journal file is given as `journal:///abs/path` or as a path ending in `.journal` / `.log`.
+    `heartbeat_interval` (seconds) turns on Optuna's stale-trial detection (SQL storages only).
     """
+    url = resolve_url(url)
     if url.startswith("journal://") or ("://" not in url and Path(url).suffix in (".journal", ".log")):
         path = url.removeprefix("journal://")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +71,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    if heartbeat_interval is None:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=HEARTBEAT_GRACE_FACTOR * heartbeat_interval,
+        # A stale trial (its sweeper died) is failed and its configuration enqueued once more.
+        heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,89 @@
+"""The study-wide trial budget, shared by every sweeper pointed at the same storage and study.
+
+`n_trials` counts the trials that are finished or running in the study, whoever started them, so
+several sweepers (shells, SLURM array jobs) cooperate on one global budget, and a resumed sweeper runs
+only what is left. A sweeper records a heartbeat for each trial it has in flight; a trial whose sweeper
+died stops beating, is failed as stale by the next sweeper that looks, and its configuration is
+re-enqueued once (Optuna's RetryFailedTrialCallback), so killed work is neither lost nor counted twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+
+import optuna
+
+States = optuna.trial.TrialState
+FINISHED = (States.COMPLETE, States.PRUNED, States.FAIL)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker may do next: run a new trial, wait for other sweepers' trials, or stop."""
+
+    action: str  # "run" | "wait" | "stop"
+    finished: int
+    running: int
+
+
+class StudyBudget:
+    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, n_trials: int) -> None:
+        self.study, self.storage, self.n_trials = study, storage, n_trials
+        self.heartbeats = getattr(storage, "get_heartbeat_interval", lambda: None)()
+        self._study_id = storage.get_study_id_from_name(study.study_name)
+        self._in_flight: dict[int, int] = {}  # trial number -> trial id, trials this sweeper runs
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ accounting
+    def counts(self) -> tuple[int, int]:
+        if self.heartbeats:
+            optuna.storages.fail_stale_trials(self.study)
+        trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, States.RUNNING))
+        running = sum(t.state == States.RUNNING for t in trials)
+        return len(trials) - running, running
+
+    def claim(self) -> Claim:
+        """Call with the sweeper's lock held; `run` reserves one trial for the caller."""
+        finished, running = self.counts()
+        if finished + running < self.n_trials:
+            return Claim("run", finished, running)
+        foreign = running - len(self._in_flight)
+        # Others' trials may still die and be retried: wait for them only when stale ones can be detected.
+        if finished < self.n_trials and foreign > 0 and self.heartbeats:
+            return Claim("wait", finished, running)
+        return Claim("stop", finished, running)
+
+    def started(self, trial: optuna.Trial) -> None:
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
+        self._in_flight[trial.number] = trial_id
+        self._beat(trial_id)
+
+    def ended(self, trial: optuna.Trial) -> None:
+        self._in_flight.pop(trial.number, None)
+
+    # ------------------------------------------------------------ heartbeats
+    def _beat(self, trial_id: int) -> None:
+        if self.heartbeats:
+            self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+    def start_heartbeats(self) -> None:
+        if not self.heartbeats:
+            return
+
+        def loop() -> None:
+            while not self._stopped.wait(self.heartbeats):
+                for trial_id in list(self._in_flight.values()):
+                    # A trial that just finished, or a storage hiccup: the next beat retries.
+                    with contextlib.suppress(Exception):
+                        self._beat(trial_id)
+
+        self._thread = threading.Thread(target=loop, name="bohb-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop_heartbeats(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
