@@ -122,7 +122,7 @@ class Run:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda")
     parser.add_argument("--train-images", type=int, default=None, help="default: 50000 on CUDA, 5000 on CPU")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs, after one warm-up epoch")

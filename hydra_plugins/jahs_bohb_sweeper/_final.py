@@ -1,14 +1,17 @@
 """Final evaluation: retrain the best configuration with the full budget and test it once.
 
-It is one more Hydra job through the same launcher: the best trial's overrides plus
+Each evaluation is one more Hydra job through the same launcher: the best trial's overrides plus
 `final_evaluation.overrides` (e.g. 50 epochs, early stopping, `evaluate_test=true`), in the sweep
-directory's `final/` subfolder. Its result lands in `final_evaluation.yaml` beside the search's results.
+directory's `final/` subfolder. With `final_evaluation.baseline`, the job's default configuration (the
+seed's baseline, with the sweep's fixed overrides) is trained the same way in `baseline/`, so the two
+test accuracies compare at equal budget and data. Both land in `final_evaluation.yaml`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,54 +23,42 @@ from jahs_bohb.optuna_trial import OVERRIDES_ATTR, TRIAL_NODE, redact
 
 log = logging.getLogger(__name__)
 FINAL_FILE = "final_evaluation.yaml"
-FINAL_SUBDIR = "final"
 JOB_RESULT_FILE = "result.yaml"  # what the training job writes in its output directory
 
 
-def previous(sweep_dir: Path, best_trial: int) -> dict[str, Any] | None:
-    """The final evaluation already written for this best trial (a resumed, finished sweep)."""
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _merge(base: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """`extra` wins over `base` key by key (Hydra refuses two overrides of one key)."""
+    replaced = {_key(o) for o in extra}
+    return [*(o for o in base if _key(o) not in replaced), *extra]
+
+
+def previous(sweep_dir: Path, best_trial: int, want_baseline: bool) -> dict[str, Any] | None:
+    """The evaluations already written for this best trial (a resumed, finished sweep)."""
     path = sweep_dir / FINAL_FILE
     if not path.is_file():
         return None
     data = yaml.safe_load(path.read_text()) or {}
-    return data if data.get("best_trial") == best_trial and data.get("state") == "complete" else None
-
-
-def run(
-    launcher: Launcher, study: optuna.Study, sweep_dir: Path, extra_overrides: list[str], job_idx: int
-) -> dict[str, Any] | None:
-    try:
-        best = study.best_trial
-    except ValueError:
-        log.warning("BOHB: no complete trial, so no final evaluation")
+    incumbent, baseline = data.get("incumbent") or {}, data.get("baseline") or {}
+    if incumbent.get("best_trial") != best_trial or incumbent.get("state") != "complete":
         return None
-    if (done := previous(sweep_dir, best.number)) is not None:
-        log.info("BOHB: final evaluation of trial %d already in %s", best.number, FINAL_FILE)
-        return done
-    replaced = {o.split("=", 1)[0].lstrip("+~") for o in extra_overrides}
-    overrides = [
-        *(
-            o
-            for o in best.user_attrs.get(OVERRIDES_ATTR, [])
-            if o.split("=", 1)[0].lstrip("+~") not in replaced
-        ),
-        *extra_overrides,
-        f"{TRIAL_NODE}.study_name={study.study_name}",  # groups the run with the study, no pruning
-        f"hydra.sweep.subdir={FINAL_SUBDIR}",
-    ]
-    log.info("BOHB: final evaluation of trial %d: %s", best.number, " ".join(extra_overrides))
+    if want_baseline and baseline.get("state") != "complete":
+        return None
+    return data
+
+
+def _evaluate(
+    launcher: Launcher, overrides: list[str], job_idx: int, sweep_dir: Path, subdir: str
+) -> dict[str, Any]:
     started = time.monotonic()
-    record: dict[str, Any] = {
-        "best_trial": best.number,
-        "search_value": best.value,
-        "overrides": [redact(o) for o in overrides if not o.startswith("hydra.")],
-    }
+    record: dict[str, Any] = {"overrides": [redact(o) for o in overrides]}
     try:
-        ret = launcher.launch([overrides], initial_job_idx=job_idx)[0]
+        ret = launcher.launch([[*overrides, f"hydra.sweep.subdir={subdir}"]], initial_job_idx=job_idx)[0]
         value = ret._return_value  # not `return_value`: it prints a traceback banner on failure
-        output_dir = (
-            Path(ret.hydra_cfg.hydra.runtime.output_dir) if ret.hydra_cfg else sweep_dir / FINAL_SUBDIR
-        )
+        output_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir) if ret.hydra_cfg else sweep_dir / subdir
         record["output_dir"] = str(output_dir)
         if isinstance(value, BaseException):
             record.update(state="failed", reason=f"{type(value).__name__}: {value}")
@@ -81,13 +72,48 @@ def run(
     except Exception as exc:
         record.update(state="failed", reason=f"{type(exc).__name__}: {exc}")
     record["wall_time_s"] = round(time.monotonic() - started, 1)
+    summary = record.get("result", {})
+    log.info(
+        "BOHB: %s evaluation %s: test_acc=%s val_acc_best=%s epochs=%s",
+        subdir, record["state"], summary.get("test_acc"), summary.get("val_acc_best"), summary.get("epochs"),
+    )  # fmt: skip
+    return record
+
+
+def run(
+    launcher: Launcher,
+    study: optuna.Study,
+    sweep_dir: Path,
+    extra_overrides: Sequence[str],
+    fixed_overrides: Sequence[str],
+    baseline: bool,
+) -> dict[str, Any] | None:
+    try:
+        best = study.best_trial
+    except ValueError:
+        log.warning("BOHB: no complete trial, so no final evaluation")
+        return None
+    if (done := previous(sweep_dir, best.number, baseline)) is not None:
+        log.info("BOHB: final evaluation of trial %d already in %s", best.number, FINAL_FILE)
+        return done
+    # Grouped with the study's trials in W&B; no trial number, so nothing reports to Optuna.
+    study_tag = [f"{TRIAL_NODE}.study_name={study.study_name}"]
+    log.info("BOHB: final evaluation of trial %d: %s", best.number, " ".join(extra_overrides))
+    job_idx = len(study.get_trials(deepcopy=False))
+    incumbent = _evaluate(
+        launcher,
+        _merge(best.user_attrs.get(OVERRIDES_ATTR, []), [*extra_overrides, *study_tag]),
+        job_idx,
+        sweep_dir,
+        "final",
+    )
+    record: dict[str, Any] = {
+        "incumbent": {"best_trial": best.number, "search_value": best.value, **incumbent}
+    }
+    if baseline:
+        overrides = _merge(list(fixed_overrides), [*extra_overrides, *study_tag])
+        record["baseline"] = _evaluate(launcher, overrides, job_idx + 1, sweep_dir, "baseline")
     tmp = sweep_dir / f".{FINAL_FILE}.tmp"
     tmp.write_text(yaml.safe_dump(record, sort_keys=False))
     tmp.replace(sweep_dir / FINAL_FILE)
-    summary = record.get("result", {})
-    log.info(
-        "BOHB: final evaluation %s: test_acc=%s val_acc_best=%s epochs=%s (%s)",
-        record["state"], summary.get("test_acc"), summary.get("val_acc_best"), summary.get("epochs"),
-        sweep_dir / FINAL_FILE,
-    )  # fmt: skip
     return record

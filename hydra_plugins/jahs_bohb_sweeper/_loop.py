@@ -104,6 +104,7 @@ class BOHBSweep:
         tracking_key: str | None = None,
         final_evaluation: DictConfig | None = None,
         heartbeat_interval: int | None = 30,
+        report: str | None = None,
     ) -> None:
         self.sampler_config, self.pruner_config = sampler, pruner
         self.direction, self.study_name, self.storage = direction, study_name, storage
@@ -117,6 +118,7 @@ class BOHBSweep:
         self.tracking_key = tracking_key
         self.final_evaluation = final_evaluation
         self.heartbeat_interval = heartbeat_interval
+        self.report = report
         self._sweep_run = SweepRun(None)
         self._lock = threading.Lock()
         self._stop_reason: str | None = None
@@ -161,18 +163,36 @@ class BOHBSweep:
         try:
             self._run_workers(study, space, budget)
             if self.final_evaluation and self.final_evaluation.enabled and not self._stop_reason:
-                overrides = list(self.final_evaluation.overrides or [])
-                final = _final.run(self.launcher, study, self.sweep_dir, overrides, len(study.trials))
+                final = _final.run(
+                    self.launcher,
+                    study,
+                    self.sweep_dir,
+                    list(self.final_evaluation.overrides or []),
+                    [*space.fixed.values(), f"{self.budget_key}={budget}"],
+                    baseline=bool(self.final_evaluation.get("baseline", False)),
+                )
         finally:
             self._budget.stop_heartbeats()
             results = _results.write(
                 study, self.sweep_dir, self.storage_url, budget, self._stop_reason, final
             )
             figures = _plots.write_figures(study, self.sweep_dir)
+            figures.update(self._write_report())
             self._sweep_run.finish(study, results, figures, failed=self._stop_reason is not None)
             log.info("BOHB: results in %s", self.sweep_dir / _results.RESULTS_FILE)
         if self._stop_reason:
             _exit_with(self._stop_reason)
+
+    def _write_report(self) -> dict[str, Path]:
+        if not self.report:
+            return {}
+        try:
+            written = get_method(self.report)(self.sweep_dir)
+        except Exception as exc:  # a report is a view of the results, never a reason to lose them
+            log.warning("BOHB: report %s failed: %s", self.report, _one_line(exc))
+            return {}
+        log.info("BOHB: report in %s", written.get("report", self.sweep_dir))
+        return dict(written)
 
     def _settings(self, space: SearchSpace, budget: int) -> dict[str, Any]:
         """What the sweep's W&B run records as its config (the storage URL without its password)."""

@@ -83,7 +83,9 @@ def write(
     if failures:
         results["fail_reasons"] = failures
     if final is not None:
-        results["final_evaluation"] = {k: v for k, v in final.items() if k != "overrides"}
+        results["final_evaluation"] = {
+            role: {k: v for k, v in record.items() if k != "overrides"} for role, record in final.items()
+        }
     path = sweep_dir / RESULTS_FILE
     _atomic_write(path, yaml.safe_dump(results, sort_keys=False))
     return results

@@ -74,10 +74,18 @@ class SweepRun:
                 )  # fmt: skip
             media: dict[str, Any] = {"trials": table}
             for name, path in figures.items():
-                media[name] = wandb.Image(str(path)) if path.suffix == ".png" else wandb.Html(str(path))
+                if path.suffix == ".png":
+                    media[name] = wandb.Image(str(path))
+                elif path.suffix == ".html":
+                    media[name] = wandb.Html(str(path))
+                else:  # report.md and other files travel as run files
+                    self.run.save(str(path), base_path=str(path.parent), policy="now")
             self.run.log(media)
-            final = results.get("final_evaluation") or {}
-            flat_final = {f"final/{k}": v for k, v in {**final, **final.get("result", {})}.items()}
+            flat_final = {
+                f"{role}/{k}": v
+                for role, record in (results.get("final_evaluation") or {}).items()
+                for k, v in {**record, **record.get("result", {})}.items()
+            }
             scalars = {k: v for k, v in {**results, **flat_final}.items() if not isinstance(v, (list, dict))}
             self.run.summary.update(scalars)
             self.run.config.update({"best_params": results.get("best_params", {})}, allow_val_change=True)

@@ -49,6 +49,8 @@ class FinalEvaluationConf:
 
     enabled: bool = False
     overrides: list[str] = field(default_factory=list)
+    # Also train the job's default configuration (with the sweep's fixed overrides) the same way.
+    baseline: bool = False
 
 
 @dataclass
@@ -65,6 +67,8 @@ class BOHBSweeperConf:
     # A dotted path to a function that validates the composed job config before any trial runs
     # (bad fixed overrides fail fast, with no study created); null: no check.
     preflight_check: Optional[str] = None
+    # A dotted path to a function (sweep_dir) -> {name: file} run at the end to write a report; null: none.
+    report: Optional[str] = None
     # Where the job config keeps its W&B settings; the sweep's own W&B run uses them. null: no sweep run.
     tracking_key: Optional[str] = "logger.wandb"
     # Any Optuna storage URL (sqlite:///..., postgresql://..., journal:///path); null: a SQLite file

@@ -12,3 +12,13 @@ def configure(tf32: bool = True, cudnn_benchmark: bool = True) -> None:
         torch.set_float32_matmul_precision("high")
         torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = cudnn_benchmark
+
+
+def device_name() -> str:
+    """The accelerator a job trains on, for reports: the GPU's name, else the CPU and its core count."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    import os
+    import platform
+
+    return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"

@@ -49,6 +49,7 @@ class TrainResult:
     test_acc: float | None = None
     test_loss: float | None = None
     reason: str | None = None
+    device: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -77,28 +78,22 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> float:
 
     run = TrialRun.start(cfg, output_dir, params=trial.params if trial is not None else {}, identity=identity)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=run.lightning_logger or False)
-    result = TrainResult(state="failed", n_parameters=module.n_parameters)
+    result = TrainResult(state="failed", n_parameters=module.n_parameters, device=backends.device_name())
     started = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule)
         if trainer.interrupted:  # Lightning swallows Ctrl-C; a sweep must not record a cut-short trial
             raise KeyboardInterrupt("training interrupted")
-        result.epochs = len(module.history)
-        result.val_acc_best = module.best_val_acc
         if pruning is not None and pruning.pruned_at_epoch is not None:
-            result.state = "pruned"
-            raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned_at_epoch}")
-        if best_weights is not None:
-            best_weights.restore(module)
-            metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-            result.test_acc, result.test_loss = metrics["test/acc"], metrics["test/loss"]
-        result.state = "complete"
-    except BaseException as exc:
-        if result.state != "pruned":
-            result.state = "failed"
-            result.reason = f"{type(exc).__name__}: {exc}"
+            result.state, result.reason = "pruned", f"pruned after epoch {pruning.pruned_at_epoch}"
         else:
-            result.reason = str(exc)
+            if best_weights is not None:
+                best_weights.restore(module)
+                metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+                result.test_acc, result.test_loss = metrics["test/acc"], metrics["test/loss"]
+            result.state = "complete"
+    except BaseException as exc:
+        result.state, result.reason = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
         result.epochs = len(module.history)
@@ -107,6 +102,8 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> float:
         result.history = module.history
         _write_result(output_dir / RESULT_FILE, result)
         run.finish(result.summary())
+    if result.state == "pruned":
+        raise optuna.TrialPruned(result.reason)
     log.info(
         "val_acc_best=%.4f epochs=%d params=%d time=%.1fs%s",
         result.val_acc_best,

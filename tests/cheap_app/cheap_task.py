@@ -3,7 +3,8 @@
 Its learning curve rises with the epoch towards a quality set by `x`, `y` and `z`, so Hyperband has
 something to prune. Inside a sweep (`optuna_trial.number` set) it attaches to its Optuna trial, reports
 every epoch and stops with `optuna.TrialPruned` when the pruner says so, exactly like `train.py`.
-`fail=true` raises, `nan=true` returns NaN. No torch, no files beyond Hydra's own.
+`fail=true` raises, `nan=true` returns NaN, `sleep_s` makes each epoch take that long. No torch, no
+files beyond Hydra's own.
 
     python tests/cheap_app/cheap_task.py -m hydra.sweep.dir=/tmp/sweep hydra.sweeper.n_trials=5
 """
@@ -11,6 +12,7 @@ every epoch and stops with `optuna.TrialPruned` when the pruner says so, exactly
 from __future__ import annotations
 
 import math
+import time
 
 import hydra
 import optuna
@@ -37,6 +39,7 @@ def main(cfg: DictConfig) -> float:
     trial = attach(identity) if identity is not None else None
     value = 0.0
     for epoch in range(1, cfg.max_epochs + 1):
+        time.sleep(cfg.sleep_s)
         value = learning_curve(cfg.x, cfg.y, cfg.z, epoch)
         if trial is not None:
             trial.report(value, epoch)
