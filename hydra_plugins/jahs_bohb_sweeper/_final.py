@@ -51,14 +51,24 @@ def previous(sweep_dir: Path, best_trial: int, want_baseline: bool) -> dict[str,
 
 
 def _evaluate(
-    launcher: Launcher, overrides: list[str], job_idx: int, sweep_dir: Path, subdir: str
-) -> dict[str, Any]:
+    launcher: Launcher, jobs: dict[str, list[str]], job_idx: int, sweep_dir: Path
+) -> dict[str, dict[str, Any]]:
+    """Launch the evaluations together (in parallel with a process launcher); one record per job."""
     started = time.monotonic()
-    record: dict[str, Any] = {"overrides": [redact(o) for o in overrides]}
+    names = list(jobs)
     try:
-        ret = launcher.launch([[*overrides, f"hydra.sweep.subdir={subdir}"]], initial_job_idx=job_idx)[0]
+        returns = launcher.launch(
+            [[*jobs[name], f"hydra.sweep.subdir={name}"] for name in names], initial_job_idx=job_idx
+        )
+    except Exception as exc:
+        failed = {"state": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        return {name: {"overrides": [redact(o) for o in jobs[name]], **failed} for name in names}
+    elapsed = round(time.monotonic() - started, 1)
+    records = {}
+    for name, ret in zip(names, returns, strict=True):
+        record: dict[str, Any] = {"overrides": [redact(o) for o in jobs[name]]}
         value = ret._return_value  # not `return_value`: it prints a traceback banner on failure
-        output_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir) if ret.hydra_cfg else sweep_dir / subdir
+        output_dir = Path(ret.hydra_cfg.hydra.runtime.output_dir) if ret.hydra_cfg else sweep_dir / name
         record["output_dir"] = str(output_dir)
         if isinstance(value, BaseException):
             record.update(state="failed", reason=f"{type(value).__name__}: {value}")
@@ -69,15 +79,14 @@ def _evaluate(
                 result = yaml.safe_load(job_result.read_text()) or {}
                 result.pop("history", None)
                 record["result"] = result
-    except Exception as exc:
-        record.update(state="failed", reason=f"{type(exc).__name__}: {exc}")
-    record["wall_time_s"] = round(time.monotonic() - started, 1)
-    summary = record.get("result", {})
-    log.info(
-        "BOHB: %s evaluation %s: test_acc=%s val_acc_best=%s epochs=%s",
-        subdir, record["state"], summary.get("test_acc"), summary.get("val_acc_best"), summary.get("epochs"),
-    )  # fmt: skip
-    return record
+        record["wall_time_s"] = round(float(record.get("result", {}).get("wall_time_s", elapsed)), 1)
+        got = record.get("result", {})
+        log.info(
+            "BOHB: %s evaluation %s: test_acc=%s val_acc_best=%s epochs=%s",
+            name, record["state"], got.get("test_acc"), got.get("val_acc_best"), got.get("epochs"),
+        )  # fmt: skip
+        records[name] = record
+    return records
 
 
 def run(
@@ -99,20 +108,15 @@ def run(
     # Grouped with the study's trials in W&B; no trial number, so nothing reports to Optuna.
     study_tag = [f"{TRIAL_NODE}.study_name={study.study_name}"]
     log.info("BOHB: final evaluation of trial %d: %s", best.number, " ".join(extra_overrides))
-    job_idx = len(study.get_trials(deepcopy=False))
-    incumbent = _evaluate(
-        launcher,
-        _merge(best.user_attrs.get(OVERRIDES_ATTR, []), [*extra_overrides, *study_tag]),
-        job_idx,
-        sweep_dir,
-        "final",
-    )
-    record: dict[str, Any] = {
-        "incumbent": {"best_trial": best.number, "search_value": best.value, **incumbent}
-    }
+    jobs = {"final": _merge(best.user_attrs.get(OVERRIDES_ATTR, []), [*extra_overrides, *study_tag])}
     if baseline:
-        overrides = _merge(list(fixed_overrides), [*extra_overrides, *study_tag])
-        record["baseline"] = _evaluate(launcher, overrides, job_idx + 1, sweep_dir, "baseline")
+        jobs["baseline"] = _merge(list(fixed_overrides), [*extra_overrides, *study_tag])
+    records = _evaluate(launcher, jobs, len(study.get_trials(deepcopy=False)), sweep_dir)
+    record: dict[str, Any] = {
+        "incumbent": {"best_trial": best.number, "search_value": best.value, **records["final"]}
+    }
+    if "baseline" in records:
+        record["baseline"] = records["baseline"]
     tmp = sweep_dir / f".{FINAL_FILE}.tmp"
     tmp.write_text(yaml.safe_dump(record, sort_keys=False))
     tmp.replace(sweep_dir / FINAL_FILE)

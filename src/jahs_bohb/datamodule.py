@@ -102,14 +102,15 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
     def setup(self, stage: str | None = None) -> None:
-        if self._tensors:
+        device = self._device()
+        if self._tensors:  # set up before (e.g. without a trainer): follow the trainer's device
+            self._tensors = {k: (x.to(device), y.to(device)) for k, (x, y) in self._tensors.items()}
             return
         data = load_fashion_mnist(self.root, self.download, self.download_dir)
         self.source = data.source
         train_idx, val_idx = splits.train_val_split(data.train_labels, self.val_size, self.split_seed)
         train_idx = splits.limit(train_idx, data.train_labels, self.limit_train, self.split_seed)
         val_idx = splits.limit(val_idx, data.train_labels, self.limit_val, self.split_seed)
-        device = self._device()
 
         def to_device(images: np.ndarray, labels: np.ndarray) -> Batch:
             return (
