@@ -49,6 +49,7 @@ def run_sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess[s
         "model.n_filters_1=tag(log, int(interval(8, 64)))",
         "model.n_filters_2=tag(log, int(interval(8, 64)))",
         "model.n_filters_3=tag(log, int(interval(8, 64)))",
+        'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=3","evaluate_test=true"]',
         *overrides,
     ]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -71,8 +72,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def wandb_runs(sweep_dir: Path) -> list[dict[str, Any]]:
     runs = []
     for run_dir in sorted((sweep_dir / "wandb").glob("offline-run-*")):
+        wandb = str(Path(sys.executable).parent / "wandb")
         out = subprocess.run(
-            [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--summary", "--json", str(run_dir)],
+            [wandb, "leet", "inspect", "--summary", "--json", str(run_dir)],
             capture_output=True, text=True, check=True, timeout=120,
         )  # fmt: skip
         runs.append(json.loads(out.stdout))
@@ -106,8 +108,30 @@ def test_results_file_and_best_config_retrain(sweep: Path) -> None:
     assert results["best_params"] == study.best_params
     assert results["n_complete"] + results["n_pruned"] + results["n_failed"] == N_TRIALS
     assert results["epochs_trained"] < results["epochs_unpruned"]
-    for figure in ("best_so_far.png", "param_importances.png", "parallel_coordinates.html"):
+    for figure in (
+        "best_so_far.png", "param_importances.png", "parallel_coordinates.html",
+        "figure2_best_over_time.png", "figure3_parallel_coordinates.png",
+    ):  # fmt: skip
         assert (sweep / figure).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_final_evaluation_tests_incumbent_and_baseline_once(sweep: Path) -> None:
+    final = yaml.safe_load((sweep / "final_evaluation.yaml").read_text())
+    study = load_study(sweep)
+    incumbent, baseline = final["incumbent"], final["baseline"]
+    assert incumbent["best_trial"] == study.best_trial.number
+    for record in (incumbent, baseline):
+        assert record["state"] == "complete"
+        assert record["result"]["epochs"] == 3
+        assert 0.1 < record["result"]["test_acc"] <= 1.0
+    # The baseline is the job's default model (the seed's 3 conv layers, 29,290 parameters).
+    assert baseline["result"]["n_parameters"] == 29290
+    assert "model.n_conv_layers" not in " ".join(baseline["overrides"])
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["final_evaluation"]["incumbent"]["result"]["test_acc"] == incumbent["result"]["test_acc"]
+    report = (sweep / "report.md").read_text()
+    assert "Table 2" in report and "Baseline" in report and "BOHB incumbent" in report
     # The best trial's config retrains with one command and reproduces its validation accuracy.
     run_dir = sweep / "retrain"
     subprocess.run(
@@ -123,8 +147,11 @@ def test_results_file_and_best_config_retrain(sweep: Path) -> None:
 def test_wandb_run_per_trial_and_sweep(sweep: Path) -> None:
     runs = wandb_runs(sweep)
     by_name = {run["name"]: run for run in runs}
-    assert len(runs) == N_TRIALS + 1
-    assert set(by_name) == {f"trial-{n}" for n in range(N_TRIALS)} | {"sweep-jahs-bohb"}
+    # One run per trial, the final evaluations (incumbent and baseline) and the sweep's own run.
+    assert len(runs) == N_TRIALS + 3
+    names = [run["name"] for run in runs]
+    assert set(names) == {f"trial-{n}" for n in range(N_TRIALS)} | {"final-jahs-bohb", "sweep-jahs-bohb"}
+    assert names.count("final-jahs-bohb") == 2
     study = load_study(sweep)
     for trial in study.get_trials():
         run = by_name[f"trial-{trial.number}"]
@@ -139,6 +166,7 @@ def test_wandb_run_per_trial_and_sweep(sweep: Path) -> None:
     sweep_summary = by_name["sweep-jahs-bohb"]["summary"]
     assert sweep_summary["best_value"] == pytest.approx(study.best_value)
     assert sweep_summary["n_trials"] == N_TRIALS
+    assert 0 < sweep_summary["incumbent/test_acc"] <= 1
 
 
 @pytest.mark.slow

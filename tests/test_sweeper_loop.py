@@ -5,7 +5,7 @@ Covers: n_trials finished, Hyperband pruning inside the job, conditional paramet
 the results file, resuming a study, failing and NaN trials, max_failure_rate, the joblib launcher with
 two trials in flight, one-line errors for bad sweeper input (and no study created), plugin discovery.
 
-The sweeps are independent processes, so the module starts them all at once, two at a time (see
+The sweeps are independent processes, so the module starts them all at once, three at a time (see
 `runs`), and each test waits for the ones it reads; running any one test runs them all (~1 min).
 """
 
@@ -148,7 +148,7 @@ def killed_then_resumed(root: Path, wait_s: float) -> tuple[list[optuna.trial.Fr
     Heartbeats every second, so a trial is stale 4 s after its sweeper died."""
     settings = ("hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.n_trials=3")
     proc = subprocess.Popen(
-        [sys.executable, CHEAP_APP, "-m", f"hydra.sweep.dir={root}", *settings, "sleep_s=0.5"],
+        [sys.executable, CHEAP_APP, "-m", f"hydra.sweep.dir={root}", *settings, "sleep_s=0.3"],
         cwd=REPO_ROOT,
         env=app_env(),
         stdout=subprocess.DEVNULL,
@@ -197,7 +197,9 @@ BAD_INPUT = {
 
 # name -> what to run in a fresh directory; the longest first, so the short ones fill the gaps.
 RUNS: dict[str, Callable[[Path], Any]] = {
+    "killed, resumed late": lambda d: killed_then_resumed(d, wait_s=5.0),  # mostly sleeping
     "resume": resume_runs,
+    "killed, resumed at once": lambda d: killed_then_resumed(d, wait_s=0.0),
     "default": lambda d: sweep(d),  # the cheap app's own settings: 12 trials, Hyperband at 1/3/9 epochs
     "failing": lambda d: sweep(
         d,
@@ -210,8 +212,6 @@ RUNS: dict[str, Callable[[Path], Any]] = {
         d, "fail=true", "hydra.sweeper.max_failure_rate=0.2", "hydra.sweeper.n_trials=20"
     ),
     "nan": lambda d: sweep(d, "nan=true", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.n_trials=3"),
-    "killed, resumed late": lambda d: killed_then_resumed(d, wait_s=6.0),
-    "killed, resumed at once": lambda d: killed_then_resumed(d, wait_s=0.0),
     "malformed command line": lambda d: sweep(d, "x=interval(1)"),
     "unknown preflight_check": lambda d: sweep(d, "hydra.sweeper.preflight_check=no.such.check"),
     "train.py with pruner=none": lambda d: sweep(
@@ -236,9 +236,10 @@ def scratch_root(prefix: str) -> Path:
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[dict[str, Future[Any]]]:
-    """Every run in RUNS, started together two at a time, each in its own directory."""
+    """Every run in RUNS, started together three at a time (they wait on SQLite and sleep a lot), each
+    in its own directory."""
     root = scratch_root("bohb-loop-")
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {
             name: pool.submit(run, root / f"run{i}" / "sweep") for i, (name, run) in enumerate(RUNS.items())
         }

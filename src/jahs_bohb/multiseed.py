@@ -70,15 +70,14 @@ def main(argv: list[str] | None = None) -> Path:
         )
         bohb_dirs.append(sweep_dir)
         if args.random:
-            spent, full = budget_of(sweep_dir)
+            spent, full = budget_of(sweep_dir)  # random search gets the epochs BOHB spent
             random_dir = out / f"random-seed{seed}"
             run_sweep(
                 random_dir,
                 [
                     *overrides,
                     "hydra/sweeper/sampler=random",
-                    "hydra/sweeper/pruner=none",
-                    f"hydra.sweeper.budget={full}",
+                    "hydra/sweeper/pruner=none",  # keeps pruner.max_resource: trials train it all
                     f"hydra.sweeper.n_trials={max(1, spent // full)}",
                     f"hydra.sweeper.sampler.seed={seed}",
                     f"hydra.sweeper.study_name=random-seed{seed}",
