@@ -63,6 +63,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,9 @@ class Settings:
     val_images: int
     test_images: int
     processes: int
+    # Read from the plugin's config dataclasses once, in the parent (seed and max_resource overridden).
+    tpe_kwargs: dict[str, Any]
+    hyperband_kwargs: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -230,19 +234,17 @@ def _conf_kwargs(conf: Any) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(conf).items() if not k.startswith("_")}
 
 
-def make_sampler(strategy: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(strategy: str, seed: int, settings: Settings) -> optuna.samplers.BaseSampler:
     if strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():  # multivariate, group and constant_liar are experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(**{**_conf_kwargs(TPESamplerConf()), "seed": seed})
+        return optuna.samplers.TPESampler(**{**settings.tpe_kwargs, "seed": seed})
 
 
-def make_pruner(strategy: str, max_epochs: int) -> optuna.pruners.BasePruner:
+def make_pruner(strategy: str, settings: Settings) -> optuna.pruners.BasePruner:
     if strategy == "bohb":
-        return optuna.pruners.HyperbandPruner(
-            **{**_conf_kwargs(HyperbandPrunerConf()), "max_resource": max_epochs}
-        )
+        return optuna.pruners.HyperbandPruner(**settings.hyperband_kwargs)
     return optuna.pruners.NopPruner()
 
 
@@ -305,8 +307,8 @@ def run_strategy(strategy: str, seed: int, settings: Settings, data: Data) -> Ru
     study = optuna.create_study(
         study_name=f"search-quality-{strategy}-{seed}",
         direction="maximize",
-        sampler=make_sampler(strategy, seed),
-        pruner=make_pruner(strategy, settings.max_epochs),
+        sampler=make_sampler(strategy, seed, settings),
+        pruner=make_pruner(strategy, settings),
     )
     tracker = Tracker(settings.budget_epochs)
     states: Counter[optuna.trial.TrialState] = Counter()
@@ -351,28 +353,35 @@ def _run_job(job: tuple[str, int]) -> RunResult:
     return run_strategy(job[0], job[1], _WORKER["settings"], _WORKER["data"])
 
 
+def _report(result: RunResult, done: int, total: int) -> None:
+    print(
+        f"  {result.strategy:6s} seed {result.seed}: best val {result.best_val[-1]:.4f} "
+        f"(test {result.incumbent_test[-1]:.4f}), {result.n_trials} trials, {result.seconds:.0f} s "
+        f"({result.cpu_seconds:.0f} s CPU) [{done}/{total}]",
+        flush=True,
+    )
+
+
 def run_all(settings: Settings, data: Data) -> list[RunResult]:
+    """Every (strategy, seed) run, in `settings.processes` spawned single-threaded worker processes.
+
+    A worker that dies (e.g. an import error) raises BrokenProcessPool here instead of hanging.
+    """
     # BOHB first: its many short trials cost the most sampler time, so it should not be the straggler.
     jobs = [(strategy, seed) for strategy in STRATEGIES for seed in range(settings.seeds)]
-    results = []
+    results: list[RunResult] = []
     if settings.processes == 1:
         _init_worker(settings, data)
-        iterator: Any = map(_run_job, jobs)
+        for job in jobs:
+            results.append(_run_job(job))
+            _report(results[-1], len(results), len(jobs))
     else:
-        pool = mp.get_context("spawn").Pool(settings.processes, _init_worker, (settings, data))
-        iterator = pool.imap_unordered(_run_job, jobs)
-    for result in iterator:
-        results.append(result)
-        print(
-            f"  {result.strategy:6s} seed {result.seed}: best val {result.best_val[-1]:.4f} "
-            f"(test {result.incumbent_test[-1]:.4f}), {result.n_trials} trials, {result.seconds:.0f} s "
-            f"({result.cpu_seconds:.0f} s CPU) "
-            f"[{len(results)}/{len(jobs)}]",
-            flush=True,
-        )
-    if settings.processes != 1:
-        pool.close()
-        pool.join()
+        with ProcessPoolExecutor(
+            settings.processes, mp.get_context("spawn"), _init_worker, (settings, data)
+        ) as pool:
+            for future in as_completed([pool.submit(_run_job, job) for job in jobs]):
+                results.append(future.result())
+                _report(results[-1], len(results), len(jobs))
     return sorted(results, key=lambda r: (STRATEGIES.index(r.strategy), r.seed))
 
 
@@ -532,6 +541,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path]:
         val_images=args.val_images,
         test_images=args.test_images,
         processes=max(1, args.processes),
+        tpe_kwargs=_conf_kwargs(TPESamplerConf()) | {"seed": None},  # each run sets its seed
+        hyperband_kwargs=_conf_kwargs(HyperbandPrunerConf()) | {"max_resource": args.max_epochs},
     )
     return settings, args.out
 
@@ -571,8 +582,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             **dataclasses.asdict(settings),
             "image_size": "14x14 (2x2 average pooling)",
             "split_seed": SPLIT_SEED,
-            "tpe_sampler": _conf_kwargs(TPESamplerConf()) | {"seed": "the run's seed"},
-            "hyperband_pruner": _conf_kwargs(HyperbandPrunerConf()) | {"max_resource": settings.max_epochs},
         },
         "machine": machine() | {"loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "wall_seconds": round(wall, 1),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from dataclasses import dataclass
 
 import optuna
@@ -40,7 +41,9 @@ class StudyBudget:
     # ------------------------------------------------------------ accounting
     def counts(self) -> tuple[int, int]:
         if self.heartbeats:
-            optuna.storages.fail_stale_trials(self.study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
         trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, States.RUNNING))
         running = sum(t.state == States.RUNNING for t in trials)
         return len(trials) - running, running
