@@ -224,7 +224,7 @@ def train_epoch(
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
-    return float((model(x).argmax(1) == y).float().mean())
+    return int((model(x).argmax(1) == y).sum()) / len(y)
 
 
 # --- one strategy, one seed --------------------------------------------------------------------------
@@ -493,7 +493,8 @@ def plot(results: Sequence[RunResult], settings: Settings, path: Path) -> None:
         ("best_val", "best validation accuracy so far"),
         ("incumbent_test", "incumbent's test accuracy"),
     )
-    lows = []
+    lows: list[float] = []
+    highs: list[float] = []
     for ax, (key, label) in zip(axes, panels, strict=True):
         for strategy in STRATEGIES:
             curve = curves(results, strategy, key)
@@ -501,11 +502,12 @@ def plot(results: Sequence[RunResult], settings: Settings, path: Path) -> None:
             ax.plot(epochs, med, color=COLOURS[strategy], label=f"{strategy} (median of {len(curve)})")
             ax.fill_between(epochs, q25, q75, color=COLOURS[strategy], alpha=0.2, linewidth=0)
             lows.append(q25[settings.budget_epochs // 10 - 1])
+            highs.append(q75.max())
         ax.set_xlabel("cumulative epochs trained")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     for ax in axes:
-        ax.set_ylim(bottom=min(lows) - 0.01)
+        ax.set_ylim(min(lows) - 0.01, max(highs) + 0.005)  # from 10% of the budget on
     axes[0].legend(loc="lower right")
     fig.suptitle(
         f"Fashion-MNIST 14x14 MLP, {settings.train_images} training images: "

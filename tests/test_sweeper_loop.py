@@ -142,11 +142,13 @@ def resume_runs(root: Path) -> list[Run]:
     ]
 
 
-def killed_then_resumed(root: Path, wait_s: float) -> tuple[list[optuna.trial.FrozenTrial], Run]:
+def killed_then_resumed(
+    root: Path, wait_s: float, heartbeat_s: int
+) -> tuple[list[optuna.trial.FrozenTrial], Run]:
     """A sweep killed (SIGKILL) in the middle of its first trial, then resumed after `wait_s` seconds.
 
-    Heartbeats every second, so a trial is stale 4 s after its sweeper died."""
-    settings = ("hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.n_trials=3")
+    With heartbeats every `heartbeat_s` seconds, a trial is stale 4 heartbeats after its sweeper died."""
+    settings = (f"hydra.sweeper.heartbeat_interval={heartbeat_s}", "hydra.sweeper.n_trials=3")
     proc = subprocess.Popen(
         [sys.executable, CHEAP_APP, "-m", f"hydra.sweep.dir={root}", *settings, "sleep_s=0.3"],
         cwd=REPO_ROOT,
@@ -197,9 +199,10 @@ BAD_INPUT = {
 
 # name -> what to run in a fresh directory; the longest first, so the short ones fill the gaps.
 RUNS: dict[str, Callable[[Path], Any]] = {
-    "killed, resumed late": lambda d: killed_then_resumed(d, wait_s=5.0),  # mostly sleeping
+    # Resumed once the killed trial is stale (4 s), or at once, well before it is (12 s).
+    "killed, resumed late": lambda d: killed_then_resumed(d, wait_s=5.0, heartbeat_s=1),
+    "killed, resumed at once": lambda d: killed_then_resumed(d, wait_s=0.0, heartbeat_s=3),
     "resume": resume_runs,
-    "killed, resumed at once": lambda d: killed_then_resumed(d, wait_s=0.0),
     "default": lambda d: sweep(d),  # the cheap app's own settings: 12 trials, Hyperband at 1/3/9 epochs
     "failing": lambda d: sweep(
         d,
@@ -211,6 +214,7 @@ RUNS: dict[str, Callable[[Path], Any]] = {
     "max_failure_rate": lambda d: sweep(
         d, "fail=true", "hydra.sweeper.max_failure_rate=0.2", "hydra.sweeper.n_trials=20"
     ),
+    "no pruning": lambda d: sweep(d, "hydra/sweeper/pruner=none", "hydra.sweeper.n_trials=4"),
     "nan": lambda d: sweep(d, "nan=true", "hydra.sweeper.max_failure_rate=1.0", "hydra.sweeper.n_trials=3"),
     "malformed command line": lambda d: sweep(d, "x=interval(1)"),
     "unknown preflight_check": lambda d: sweep(d, "hydra.sweeper.preflight_check=no.such.check"),
@@ -390,6 +394,14 @@ def test_retry_of_a_killed_trial_runs_when_resumed_at_once(runs: dict[str, Futur
     assert [t.state in (States.COMPLETE, States.PRUNED) for t in retries] == [True]
 
 
+def test_none_pruner_trains_every_trial_fully(runs: dict[str, Future[Any]]) -> None:
+    run = result(runs, "no pruning")
+    assert_ok(run)
+    assert [t.state for t in run.trials] == [States.COMPLETE] * 4
+    assert all(len(t.intermediate_values) == BUDGET for t in run.trials)
+    assert run.results["epochs_trained"] == run.results["epochs_unpruned"] == 4 * BUDGET
+
+
 # --- failures -------------------------------------------------------------------------------------
 
 
@@ -474,16 +486,14 @@ def test_unknown_preflight_check_fails_in_one_line(runs: dict[str, Future[Any]])
     assert not run.has_db
 
 
-@pytest.mark.xfail(
-    reason="bug: conf/sweeper/bohb.yaml sets hydra.sweeper.pruner.min_resource/max_resource/"
-    "reduction_factor, which NopPrunerConf lacks, so `sweeper=bohb hydra/sweeper/pruner=none` fails "
-    "to compose",
-    strict=False,
-)
 def test_train_sweep_composes_with_the_none_pruner(runs: dict[str, Future[Any]]) -> None:
+    """`sweeper=bohb` sets the pruner's fields; `hydra/sweeper/pruner=none` must still compose (it did not
+    once): the run gets as far as the sweeper's own check of n_trials=0."""
     run = result(runs, "train.py with pruner=none")
+    assert run.proc.returncode != 0
     (line,) = error_lines(run.proc.stderr)
     assert "n_trials" in line
+    assert not run.has_db
 
 
 # --- plugin discovery -----------------------------------------------------------------------------

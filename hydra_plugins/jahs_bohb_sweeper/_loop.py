@@ -318,6 +318,8 @@ class BOHBSweep:
         assert self.storage is not None
         os.environ[STORAGE_ENV] = self.storage
         secret, shown = self.storage, redact(self.storage)
+        # W&B records the command line of runs started in this process (the basic launcher's jobs).
+        sys.argv[:] = [arg.replace(secret, str(shown)) for arg in sys.argv]
         hydra_cfg = self.config.hydra
         with flag_override(hydra_cfg, ["readonly", "struct"], False):
             if hydra_cfg.sweeper.get("storage") == secret:
