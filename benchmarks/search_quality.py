@@ -79,8 +79,6 @@ try:
     import jahs_bohb  # noqa: F401
 except ImportError:  # not installed: use the checkout's src/
     sys.path.insert(0, str(ROOT / "src"))
-if str(ROOT) not in sys.path:  # hydra_plugins/ lives at the repository root
-    sys.path.insert(0, str(ROOT))
 
 from hydra_plugins.jahs_bohb_sweeper.config import HyperbandPrunerConf, TPESamplerConf  # noqa: E402
 from jahs_bohb.fashion_mnist import load_fashion_mnist  # noqa: E402

@@ -32,8 +32,7 @@ def run(sweep_dir: Path, workers: int, trials: int, epoch_s: float) -> optuna.St
         f"hydra.launcher.n_jobs={workers}", f"hydra.sweeper.n_jobs={workers}",
         f"hydra.sweeper.n_trials={trials}", f"sleep_s={epoch_s}", "hydra.sweeper.max_failure_rate=1.0",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, env=env)
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
     return optuna.load_study(study_name="cheap", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
 
 

@@ -79,7 +79,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
         heartbeat_interval=heartbeat_interval,
         grace_period=HEARTBEAT_GRACE_FACTOR * heartbeat_interval,
         # A stale trial (its sweeper died) is failed and its configuration enqueued once more.
-        heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from jahs_bohb.optuna_trial import OUTPUT_DIR_ATTR, OVERRIDES_ATTR, TRIAL_NODE, 
 RESULTS_FILE = "optimization_results.yaml"
 BEST_CONFIG_FILE = "best_config.yaml"
 States = optuna.trial.TrialState
+RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
 
 
 def epochs_trained(trial: optuna.trial.FrozenTrial) -> int:
@@ -71,14 +73,16 @@ def write(
     if best is not None:
         overrides = [o for o in best.user_attrs.get(OVERRIDES_ATTR, []) if not o.startswith("sweeper=")]
         results["best_overrides"] = overrides
-        results["retrain_command"] = "python train.py " + " ".join(shlex.quote(o) for o in overrides)
+        script = Path(sys.argv[0]).name or "train.py"
+        results["retrain_command"] = f"python {script} " + " ".join(shlex.quote(o) for o in overrides)
         best_config = _write_best_config(best, sweep_dir)
         if best_config is not None:
             results["best_config"] = str(best_config)
+    retried = {n for t in study.get_trials(deepcopy=False) for n in RETRY.retry_history(t)}
     failures = {
-        t.number: t.user_attrs["fail_reason"]
+        t.number: t.user_attrs.get("fail_reason")
+        or ("stale: its sweeper stopped (retried)" if t.number in retried else "no reason recorded")
         for t in study.get_trials(deepcopy=False, states=(States.FAIL,))
-        if "fail_reason" in t.user_attrs
     }
     if failures:
         results["fail_reasons"] = failures

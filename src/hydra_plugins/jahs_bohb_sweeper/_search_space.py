@@ -9,13 +9,14 @@ holds; an inactive parameter is neither sampled nor passed to the job.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from hydra.errors import HydraException
@@ -37,7 +38,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "in": lambda value, options: value in options,
 }
 _CONDITION = re.compile(r"^\s*(?P<parent>[\w./@+-]+)\s*(?P<op>==|!=|>=|<=|>|<|\bin\b)\s*(?P<value>.+?)\s*$")
-_PLAIN = re.compile(r"^[\w./-]+$")
+_PLAIN = re.compile(r"^[\w./-]+$", re.ASCII)
 
 
 class SearchSpaceError(ValueError):
@@ -59,6 +60,10 @@ def distribution_from_override(override: Override) -> BaseDistribution:
     tags = getattr(value, "tags", set()) or set()
     if unknown := set(tags) - SUPPORTED_TAGS:
         raise SearchSpaceError(f"{name}: unknown tag {sorted(unknown)}; supported: tag(log, ...)")
+    if tags and not isinstance(value, IntervalSweep):
+        raise SearchSpaceError(
+            f"{name}: tag(log, ...) applies to interval(...) only, not {override.input_line!r}"
+        )
     if isinstance(value, ChoiceSweep) or override.is_choice_sweep():
         choices = list(override.sweep_iterator())
         return _categorical(name, choices)
@@ -83,17 +88,21 @@ def _categorical(name: str, choices: list[Any]) -> CategoricalDistribution:
 
 
 def _range(name: str, sweep: RangeSweep) -> BaseDistribution:
-    values = list(sweep.range())
-    if not values:
+    start, stop, step = sweep.start, sweep.stop, sweep.step
+    assert start is not None and stop is not None
+    if step <= 0:
+        raise SearchSpaceError(f"{name}: range() needs a positive step, got {step}")
+    if not start < stop:
         raise SearchSpaceError(
-            f"{name}: range({sweep.start}, {sweep.stop}, step={sweep.step}) is empty; "
-            "start must be below stop for a positive step"
+            f"{name}: range({start}, {stop}, step={step}) is empty; start must be below stop"
         )
-    if sweep.step <= 0:
-        raise SearchSpaceError(f"{name}: range() needs a positive step, got {sweep.step}")
-    if all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)):
-        return IntDistribution(int(values[0]), int(values[-1]), step=int(sweep.step))
-    return FloatDistribution(float(values[0]), float(values[-1]), step=float(sweep.step))
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        last = start + (stop - start - 1) // step * step  # Hydra's range excludes stop
+        return IntDistribution(int(start), int(last), step=int(step))
+    # Decimal arithmetic: 0 + 3 * 0.3 must be 0.9, not 0.8999999999999999 (which Optuna would shrink).
+    d_start, d_stop, d_step = (Decimal(str(v)) for v in (start, stop, step))
+    count = math.ceil((d_stop - d_start) / d_step)
+    return FloatDistribution(float(d_start), float(d_start + (count - 1) * d_step), step=float(d_step))
 
 
 def _interval(name: str, sweep: IntervalSweep, log: bool) -> BaseDistribution:
@@ -128,10 +137,21 @@ def parse_condition(child: str, text: str) -> Condition:
         raise SearchSpaceError(
             f"condition of {child}: {text!r} is not 'PARENT OP VALUE' with OP one of " + " ".join(OPERATORS)
         )
-    value = yaml.safe_load(match["value"])
+    value = _condition_value(child, match["value"])
     if match["op"] == "in" and not isinstance(value, list):
         raise SearchSpaceError(f"condition of {child}: 'in' needs a list, e.g. {match['parent']} in [1, 2]")
     return Condition(match["parent"], match["op"], value, str(text).strip())
+
+
+def _condition_value(child: str, text: str) -> Any:
+    """The value as Hydra reads it on the command line (1e-3 is a float, [1, 2] a list, adam a string)."""
+    try:
+        (override,) = OverridesParser.create().parse_overrides([f"value={text}"])
+    except HydraException:
+        raise SearchSpaceError(f"condition of {child}: cannot read the value {text!r}") from None
+    if override.is_sweep_override():
+        raise SearchSpaceError(f"condition of {child}: the value {text!r} must be a plain value or a list")
+    return override.value()
 
 
 @dataclass
@@ -168,7 +188,7 @@ class SearchSpace:
 
 
 def format_value(value: Any) -> str:
-    """A sampled value written for Hydra's override parser."""
+    """A sampled value written for Hydra's override parser, so that it parses back to itself."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -176,9 +196,20 @@ def format_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     text = str(value)
-    if _PLAIN.match(text) and text.lower() not in ("true", "false", "null"):
+    if _PLAIN.match(text) and _parses_to(text, text):
         return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # Quoted: escape the quotes, and the backslashes that would otherwise escape a quote.
+    escaped = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, text).replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def _parses_to(text: str, expected: Any) -> bool:
+    try:
+        (override,) = OverridesParser.create().parse_overrides([f"key={text}"])
+    except HydraException:
+        return False
+    value = override.value()
+    return value == expected and type(value) is type(expected)
 
 
 def build_search_space(

@@ -18,15 +18,14 @@ import optuna
 
 States = optuna.trial.TrialState
 FINISHED = (States.COMPLETE, States.PRUNED, States.FAIL)
+RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
 
 
 @dataclass(frozen=True)
-class Claim:
-    """What a worker may do next: run a new trial, wait for other sweepers' trials, or stop."""
-
-    action: str  # "run" | "wait" | "stop"
-    finished: int
+class Tally:
+    finished: int  # finished trials that count towards n_trials
     running: int
+    waiting: int  # queued retries of stale trials
 
 
 class StudyBudget:
@@ -39,25 +38,33 @@ class StudyBudget:
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ accounting
-    def counts(self) -> tuple[int, int]:
+    def tally(self) -> Tally:
         if self.heartbeats:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)
-        trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, States.RUNNING))
-        running = sum(t.state == States.RUNNING for t in trials)
-        return len(trials) - running, running
+        trials = self.study.get_trials(deepcopy=False)
+        # A trial failed as stale is replaced by its retry (queued WAITING, then run): count the retry only.
+        replaced = {n for t in trials for n in RETRY.retry_history(t)}
+        return Tally(
+            finished=sum(t.state in FINISHED and t.number not in replaced for t in trials),
+            running=sum(t.state == States.RUNNING for t in trials),
+            waiting=sum(t.state == States.WAITING for t in trials),
+        )
 
-    def claim(self) -> Claim:
-        """Call with the sweeper's lock held; `run` reserves one trial for the caller."""
-        finished, running = self.counts()
-        if finished + running < self.n_trials:
-            return Claim("run", finished, running)
-        foreign = running - len(self._in_flight)
-        # Others' trials may still die and be retried: wait for them only when stale ones can be detected.
-        if finished < self.n_trials and foreign > 0 and self.heartbeats:
-            return Claim("wait", finished, running)
-        return Claim("stop", finished, running)
+    def claim(self) -> str:
+        """What a worker does next: "run" a trial, "wait" for other sweepers' trials, or "stop".
+
+        Call with the sweeper's lock held: "run" means the caller asks for a trial right away.
+        """
+        tally = self.tally()
+        if tally.waiting or tally.finished + tally.running < self.n_trials:
+            return "run"  # a queued retry first: it stands in for a trial already counted
+        foreign = tally.running - len(self._in_flight)
+        # Others' trials may still die and be retried here: wait only when stale trials can be detected.
+        if tally.finished < self.n_trials and foreign > 0 and self.heartbeats:
+            return "wait"
+        return "stop"
 
     def started(self, trial: optuna.Trial) -> None:
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)

@@ -143,7 +143,8 @@ class BOHBSweep:
         study.set_user_attr(PRUNER_ATTR, OmegaConf.to_container(self.pruner_config, resolve=True))
         study.set_user_attr("search_space", {k: repr(d) for k, d in space.distributions.items()})
         self._budget = StudyBudget(study, storage, self.n_trials)
-        done, running = self._budget.counts()
+        tally = self._budget.tally()
+        done, running = tally.finished, tally.running + tally.waiting
         log.info(
             "BOHB: study %r in %s: %d of %d trials finished%s; up to %d more with %d worker(s); "
             "budget %d epochs; %d parameters",
@@ -253,6 +254,15 @@ class BOHBSweep:
             raise SweepConfigError(
                 "hydra.sweeper.budget must be a positive number of epochs when the pruner has no max_resource"
             )
+        for key in ("preflight_check", "report"):
+            path = getattr(self, key)
+            try:
+                if path:
+                    get_method(path)
+            except Exception:
+                raise SweepConfigError(
+                    f"hydra.sweeper.{key}={path} cannot be imported; give a function's dotted path or null"
+                ) from None
         for name, node in (("sampler", self.sampler_config), ("pruner", self.pruner_config)):
             try:
                 get_method(node._target_)
@@ -265,6 +275,11 @@ class BOHBSweep:
 
     def _preflight(self, space: SearchSpace, budget: int) -> None:
         """Compose the job config with the fixed overrides once: unknown keys and bad values fail now."""
+        if self.budget_key in space.fixed or self.budget_key in space.distributions:
+            raise SweepConfigError(
+                f"{self.budget_key} is set by the sweeper (the epochs of a full trial); set "
+                "hydra.sweeper.pruner.max_resource (or hydra.sweeper.budget) instead"
+            )
         overrides = [*space.fixed.values(), f"{self.budget_key}={budget}"]
         try:
             cfg = self.config_loader.load_sweep_config(self.config, overrides)
@@ -283,23 +298,28 @@ class BOHBSweep:
         return self.storage or f"sqlite:///{self.sweep_dir.resolve() / 'optuna.db'}"
 
     def _open_study(self) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
-        try:
-            sampler = instantiate(self.sampler_config)
-            pruner = instantiate(self.pruner_config)
-        except Exception as exc:
-            raise SweepConfigError(f"hydra.sweeper sampler/pruner: {_first_line(exc)}") from None
         if self.storage is None:
             self.sweep_dir.mkdir(parents=True, exist_ok=True)
         url = self.storage_url
         heartbeat = self.heartbeat_interval if "://" in url and not url.startswith("journal") else None
         try:
             storage = open_storage(url, heartbeat_interval=heartbeat)
+            existing = _trial_count(storage, self.study_name)
         except Exception as exc:
             raise SweepConfigError(
                 f"hydra.sweeper.storage={redact(url)} cannot be opened: {redact(_first_line(exc))}"
             ) from None
+        # A resumed study must not replay the proposals of its first run: offset the sampler's seed.
+        sampler_args = {}
+        if existing and self.sampler_config.get("seed") is not None:
+            sampler_args["seed"] = int(self.sampler_config.seed) + existing
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            try:
+                sampler = instantiate(self.sampler_config, **sampler_args)
+                pruner = instantiate(self.pruner_config)
+            except Exception as exc:
+                raise SweepConfigError(f"hydra.sweeper sampler/pruner: {_first_line(exc)}") from None
             study = optuna.create_study(
                 study_name=self.study_name,
                 storage=storage,
@@ -307,6 +327,11 @@ class BOHBSweep:
                 pruner=pruner,
                 direction=self.direction,
                 load_if_exists=True,
+            )
+        if study.direction.name.lower() != self.direction:
+            raise SweepConfigError(
+                f"study {self.study_name!r} in {redact(url)} was created to {study.direction.name.lower()}; "
+                f"hydra.sweeper.direction={self.direction} cannot change that: use another study_name"
             )
         return study, storage
 
@@ -373,12 +398,12 @@ class BOHBSweep:
                 if self._stop_reason:
                     return
                 claim = self._budget.claim()
-                if claim.action == "stop":
+                if claim == "stop":
                     return
-                if claim.action == "run":
+                if claim == "run":
                     trial, overrides = self._ask(study, space, budget)
                     self._budget.started(trial)
-            if claim.action == "wait":  # other sweepers' trials may still die and be retried here
+            if claim == "wait":  # other sweepers' trials may still die and be retried here
                 time.sleep(max(1.0, (self._budget.heartbeats or 2) / 2))
                 continue
             try:
@@ -443,6 +468,14 @@ def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
     if isinstance(dist, optuna.distributions.IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _trial_count(storage: optuna.storages.BaseStorage, study_name: str) -> int:
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
 
 
 def _flat(config: DictConfig) -> dict[str, Any]:
