@@ -3,7 +3,8 @@
 Its learning curve rises with the epoch towards a quality set by `x`, `y` and `z`, so Hyperband has
 something to prune. Inside a sweep (`optuna_trial.number` set) it attaches to its Optuna trial, reports
 every epoch and stops with `optuna.TrialPruned` when the pruner says so, exactly like `train.py`.
-`fail=true` raises, `nan=true` returns NaN, `sleep_s` makes each epoch take that long. No torch, no
+`fail=true` raises, `nan=true` returns NaN, `sleep_s` makes each epoch take that long, `chaos`
+injects a fault (SIGKILL or any exception type) into one trial. No torch, no
 files beyond Hydra's own.
 
     python tests/cheap_app/cheap_task.py -m hydra.sweep.dir=/tmp/sweep hydra.sweeper.n_trials=5
@@ -12,10 +13,13 @@ files beyond Hydra's own.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 
 import hydra
 import optuna
+from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from jahs_bohb.optuna_trial import TrialIdentity, attach
@@ -29,6 +33,14 @@ def learning_curve(x: float, y: str, z: float, epoch: int) -> float:
     return quality * (1.0 - math.exp(-epoch / 2.0))
 
 
+def misbehave(chaos: str) -> None:
+    """Fault injection: the job's process dies by SIGKILL, or it raises the named exception type."""
+    if chaos == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    error = get_class(chaos)
+    raise error(f"simulated {error.__name__} in the cheap app")
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     if cfg.fail:
@@ -40,6 +52,8 @@ def main(cfg: DictConfig) -> float:
     value = 0.0
     for epoch in range(1, cfg.max_epochs + 1):
         time.sleep(cfg.sleep_s)
+        if cfg.chaos and epoch == 2 and identity is not None and identity.number == cfg.chaos_trial:
+            misbehave(cfg.chaos)
         value = learning_curve(cfg.x, cfg.y, cfg.z, epoch)
         if trial is not None:
             trial.report(value, epoch)

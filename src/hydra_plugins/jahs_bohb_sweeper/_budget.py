@@ -19,6 +19,7 @@ import optuna
 States = optuna.trial.TrialState
 FINISHED = (States.COMPLETE, States.PRUNED, States.FAIL)
 RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
+SURPLUS_ATTR = "surplus"  # a trial asked for when another sweeper had just taken the last slot; never run
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,9 @@ class StudyBudget:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self.study)
         trials = self.study.get_trials(deepcopy=False)
-        # A trial failed as stale is replaced by its retry (queued WAITING, then run): count the retry only.
-        replaced = {n for t in trials for n in RETRY.retry_history(t)}
+        uncounted = _uncounted(trials)
         return Tally(
-            finished=sum(t.state in FINISHED and t.number not in replaced for t in trials),
+            finished=sum(t.state in FINISHED and t.number not in uncounted for t in trials),
             running=sum(t.state == States.RUNNING for t in trials),
             waiting=sum(t.state == States.WAITING for t in trials),
         )
@@ -65,6 +65,17 @@ class StudyBudget:
         if tally.finished < self.n_trials and foreign > 0 and self.heartbeats:
             return "wait"
         return "stop"
+
+    def is_surplus(self, trial: optuna.Trial) -> bool:
+        """Whether `trial` lies beyond n_trials: several sweepers may claim the last slot at once; the
+        trial numbers (unique, in creation order) decide who keeps it, the same way in every sweeper."""
+        trials = self.study.get_trials(deepcopy=False)
+        uncounted = _uncounted(trials)
+        claimed = (*FINISHED, States.RUNNING, States.WAITING)
+        earlier = [
+            t for t in trials if t.number < trial.number and t.number not in uncounted and t.state in claimed
+        ]
+        return len(earlier) >= self.n_trials
 
     def started(self, trial: optuna.Trial) -> None:
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
@@ -97,3 +108,10 @@ class StudyBudget:
         self._stopped.set()
         if self._thread is not None:
             self._thread.join()
+
+
+def _uncounted(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Trials that do not count towards n_trials: stale trials replaced by their retry (the retry
+    counts instead), and surplus trials that were never run."""
+    replaced = {n for t in trials for n in RETRY.retry_history(t)}
+    return replaced | {t.number for t in trials if t.user_attrs.get(SURPLUS_ATTR)}

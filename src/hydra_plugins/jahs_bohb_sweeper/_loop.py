@@ -28,7 +28,7 @@ from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, flag_override, open_dict
 
 from hydra_plugins.jahs_bohb_sweeper import _final, _plots, _results
-from hydra_plugins.jahs_bohb_sweeper._budget import FINISHED, StudyBudget
+from hydra_plugins.jahs_bohb_sweeper._budget import FINISHED, SURPLUS_ATTR, StudyBudget
 from hydra_plugins.jahs_bohb_sweeper._search_space import (
     SearchSpace,
     SearchSpaceError,
@@ -402,6 +402,10 @@ class BOHBSweep:
                     return
                 if claim == "run":
                     trial, overrides = self._ask(study, space, budget)
+                    if self._budget.is_surplus(trial):  # another sweeper took the last slot first
+                        trial.set_user_attr(SURPLUS_ATTR, True)
+                        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                        continue
                     self._budget.started(trial)
             if claim == "wait":  # other sweepers' trials may still die and be retried here
                 time.sleep(max(1.0, (self._budget.heartbeats or 2) / 2))
@@ -453,7 +457,9 @@ class BOHBSweep:
         return study.tell(trial, state=outcome.state)
 
     def _check_failure_rate(self, study: optuna.Study) -> None:
-        trials = study.get_trials(deepcopy=False, states=FINISHED)
+        trials = [
+            t for t in study.get_trials(deepcopy=False, states=FINISHED) if not t.user_attrs.get(SURPLUS_ATTR)
+        ]
         failed = sum(t.state == optuna.trial.TrialState.FAIL for t in trials)
         if len(trials) >= self.min_trials_for_failure_rate and failed / len(trials) > self.max_failure_rate:
             self._stop_reason = (

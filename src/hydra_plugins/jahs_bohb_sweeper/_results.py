@@ -11,6 +11,7 @@ import optuna
 import yaml
 from omegaconf import OmegaConf
 
+from hydra_plugins.jahs_bohb_sweeper._budget import SURPLUS_ATTR
 from jahs_bohb.optuna_trial import OUTPUT_DIR_ATTR, OVERRIDES_ATTR, TRIAL_NODE, redact
 
 RESULTS_FILE = "optimization_results.yaml"
@@ -24,7 +25,9 @@ def epochs_trained(trial: optuna.trial.FrozenTrial) -> int:
 
 
 def summarize(study: optuna.Study, budget: int) -> dict[str, Any]:
-    trials = study.get_trials(deepcopy=False)
+    all_trials = study.get_trials(deepcopy=False)
+    surplus = [t for t in all_trials if t.user_attrs.get(SURPLUS_ATTR)]  # never run: not part of the study
+    trials = [t for t in all_trials if not t.user_attrs.get(SURPLUS_ATTR)]
     count = {state: sum(t.state == state for t in trials) for state in States}
     trained = sum(epochs_trained(t) for t in trials)
     # An unpruned sweep would have trained every pruned trial to the full budget.
@@ -35,6 +38,7 @@ def summarize(study: optuna.Study, budget: int) -> dict[str, Any]:
         "n_pruned": count[States.PRUNED],
         "n_failed": count[States.FAIL],
         "n_running": count[States.RUNNING],
+        "n_surplus": len(surplus),
         "budget_epochs": budget,
         "epochs_trained": trained,
         "epochs_unpruned": unpruned,
@@ -83,6 +87,7 @@ def write(
         t.number: t.user_attrs.get("fail_reason")
         or ("stale: its sweeper stopped (retried)" if t.number in retried else "no reason recorded")
         for t in study.get_trials(deepcopy=False, states=(States.FAIL,))
+        if not t.user_attrs.get(SURPLUS_ATTR)
     }
     if failures:
         results["fail_reasons"] = failures
