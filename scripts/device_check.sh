@@ -3,7 +3,8 @@
 # torch/torchvision/pytorch-lightning/matplotlib/numpy/pyyaml preinstalled, NO network).
 #
 #   scripts/device_check.sh --prepare      HERE, beforehand: wheels -> .device/wheels, data -> .device/fashion-mnist
-#   scripts/device_check.sh                THERE, from the repo root, with $OUT set (carry .device)
+#   scripts/device_check.sh                THERE, from the repo root, with $OUT set; carry
+#                                          [".device/wheels", ".device/fashion-mnist"], timeout_s 600
 #   scripts/device_check.sh --cpu-smoke    HERE: the same steps at tiny sizes on the CPU (OUT=/tmp/devout)
 #                                          (--dry-run is the same mode)
 #
@@ -163,7 +164,7 @@ EOF
   head -n 40 "$LOGS/environment.txt" | grep -E "device|torch|MISSING|NVIDIA|python" | head -n 12
 }
 
-# Copy the results worth reading on their own to $OUT (<= 8 files in all) and pack everything else.
+# Copy the results worth reading on their own to $OUT (7 files at most: only 8 come back) and pack the rest.
 collect() {
   local f
   [ -f "$WORK/baseline/result.yaml" ] && cp "$WORK/baseline/result.yaml" "$OUT/baseline_result.yaml"
@@ -176,6 +177,7 @@ collect() {
       echo "# ---- $(basename "$f")"; cat "$f"
     done >"$OUT/gpu_study_results.yaml"
   fi
+  [ -f "$WORK/gpu-study/report.md" ] && cp "$WORK/gpu-study/report.md" "$OUT/gpu_study_report.md"
   summary | tee "$OUT/summary.txt"
   cp "$LOGS"/*.log "$LOGS"/environment.txt "$WORK/results/" 2>/dev/null
   # Everything (logs, Hydra folders, Optuna db, W&B offline runs) in one tarball under 16 MiB.
@@ -264,7 +266,7 @@ else
   PYTHON=${PYTHON:-python3}
   TOTAL_BUDGET_S=${TOTAL_BUDGET_S:-520}
   # Caps per step; the study gets what is left of TOTAL_BUDGET_S.
-  CAP_PIPELINE=90 CAP_GPU=190 CAP_BASELINE=150 CAP_STUDY=600
+  CAP_PIPELINE=100 CAP_GPU=190 CAP_BASELINE=150 CAP_STUDY=600
 fi
 STEPS=${STEPS:-install,pipeline,gpu,baseline,study}
 RESERVE_S=15  # kept back for collecting and packing
@@ -274,9 +276,10 @@ WORK=$(mktemp -d /tmp/device_check.XXXX)  # Hydra folders etc.; packed into $OUT
 LOGS=$WORK/logs
 mkdir -p "$LOGS" "$WORK/results" "$WORK/baseline" "$WORK/gpu-study"
 
-# The project without `pip install -e .` (no build backend offline): src/ for jahs_bohb, the repo root
-# for hydra_plugins.jahs_bohb_sweeper (a namespace package shared with hydra-joblib-launcher's).
-export PYTHONPATH=$ROOT/src:$ROOT${PYTHONPATH:+:$PYTHONPATH}
+# The project without `pip install -e .` (no build backend offline): src/ holds jahs_bohb and
+# hydra_plugins.jahs_bohb_sweeper (a namespace package, merged with hydra-joblib-launcher's). Exported,
+# so joblib's worker processes find them too.
+export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1 HYDRA_FULL_ERROR=1 MPLBACKEND=Agg WANDB_MODE=offline WANDB_SILENT=true
 if [ -d "$DATA" ]; then DATA_ROOT=$ROOT/$DATA; else DATA_ROOT=$DEBIAN_DATA; fi
 
@@ -315,7 +318,7 @@ if [ "$MODE" = cpu-smoke ]; then
   STUDY_ARGS=("${TINY[@]}" hydra.sweeper.n_trials=2 hydra.sweeper.pruner.min_resource=1
     hydra.sweeper.pruner.max_resource=1 "hydra.sweeper.final_evaluation.overrides=['trainer.max_epochs=1','evaluate_test=true']")
 else
-  PIPELINE_ARGS=(--device cuda --epochs 2)
+  PIPELINE_ARGS=(--device cuda --epochs 2 --num-workers 4)
   GPU_ARGS=(--window 8 --variant-timeout 100)
   BASELINE_ARGS=()
   STUDY_EXPERIMENT=gpu

@@ -9,7 +9,10 @@ with the in-process launcher, joblib, submitit or SLURM alike. Imports no torch.
 from __future__ import annotations
 
 import os
+import random
 import re
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ OUTPUT_DIR_ATTR = "output_dir"  # trial user attribute: the job's output directo
 FAIL_REASON_ATTR = "fail_reason"  # trial user attribute: why a FAIL trial failed
 STORAGE_ENV = "JAHS_BOHB_STORAGE_URL"  # the real URL when the config carries it with its password redacted
 SQLITE_TIMEOUT_S = 60  # parallel jobs share one SQLite file; wait for its lock instead of failing
+OPEN_ATTEMPTS = 4
 HEARTBEAT_GRACE_FACTOR = 4  # a trial is stale after this many missed heartbeats
 _PASSWORD = re.compile(r"(?P<head>^[a-zA-Z][\w+.-]*://[^:/@]*:)(?P<secret>[^@]*)(?P<tail>@)")
 
@@ -71,6 +75,24 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     else:
         engine_kwargs["pool_pre_ping"] = True
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return _rdb(url, engine_kwargs, heartbeat_interval)
+        except ImportError:
+            raise
+        except Exception:
+            # Sweepers started together (a SLURM array) race to create the tables of a fresh database.
+            if attempt == OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 + random.random() * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _rdb(
+    url: str, engine_kwargs: dict[str, Any], heartbeat_interval: int | None
+) -> optuna.storages.RDBStorage:
     if heartbeat_interval is None:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     return optuna.storages.RDBStorage(

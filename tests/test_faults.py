@@ -1,0 +1,192 @@
+"""Faults a long sweep meets, on real engines: a CUDA out-of-memory error, a worker process killed with
+SIGKILL, PostgreSQL storage shared by several sweeper processes, the submitit launcher, and a storage
+password that must stay out of every file and log.
+
+The sweeps run the cheap app (tests/cheap_app) through its real command line; `chaos` injects the fault
+into one trial. PostgreSQL is Debian's server, started on loopback by the `postgres_url` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "tests" / "cheap_app" / "cheap_task.py"
+States = optuna.trial.TrialState
+PASSWORD = "s3cr3t-Pa55"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def run_cheap(sweep_dir: Path, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYDRA_FULL_ERROR")}
+    return subprocess.run(
+        [sys.executable, str(APP), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def load(storage: str, name: str = "cheap") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+def sqlite(sweep_dir: Path) -> str:
+    return f"sqlite:///{sweep_dir / 'optuna.db'}"
+
+
+def test_cuda_out_of_memory_fails_the_trial_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    proc = run_cheap(
+        tmp_path, "chaos=torch.cuda.OutOfMemoryError", "chaos_trial=1", "hydra.sweeper.n_trials=6"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trials = load(sqlite(tmp_path))
+    assert len(trials) == 6 and all(t.state != States.RUNNING for t in trials)
+    assert trials[1].state == States.FAIL
+    assert "OutOfMemoryError" in trials[1].user_attrs["fail_reason"]
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert "OutOfMemoryError" in results["fail_reasons"][1]
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_trial_fails_and_the_sweep_finishes(tmp_path: Path) -> None:
+    proc = run_cheap(
+        tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=8", "sleep_s=0.2", "chaos=sigkill", "chaos_trial=2",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trials = load(sqlite(tmp_path))
+    assert len(trials) == 8
+    assert not [t.number for t in trials if t.state in (States.RUNNING, States.WAITING)]
+    killed = trials[2]
+    assert killed.state == States.FAIL
+    assert "Terminated" in killed.user_attrs["fail_reason"] or "killed" in killed.user_attrs["fail_reason"]
+    # The sweep went on after the kill: later trials ran to completion or were pruned.
+    assert any(t.state in (States.COMPLETE, States.PRUNED) for t in trials[3:])
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+def _pg(*sql: str, database: str = "postgres") -> None:
+    for statement in sql:
+        psql = ["runuser", "-u", "postgres", "--", "psql", "-q", "-d", database, "-v", "ON_ERROR_STOP=1"]
+        subprocess.run([*psql, "-c", statement], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """Debian's PostgreSQL on 127.0.0.1:5432, with a role `jahs` that logs in with a password."""
+    if shutil.which("pg_lsclusters") is None or shutil.which("runuser") is None:
+        pytest.skip("PostgreSQL is not installed (./run.sh test installs Debian's postgresql)")
+    clusters = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True)
+    if not clusters.stdout.strip():
+        pytest.skip("no PostgreSQL cluster (pg_createcluster has not run)")
+    version, name, _port, status = clusters.stdout.split()[:4]
+    if status != "online":
+        subprocess.run(["pg_ctlcluster", version, name, "start"], check=True, timeout=120)
+    _pg(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'jahs') THEN "
+        f"CREATE ROLE jahs LOGIN PASSWORD '{PASSWORD}'; END IF; END $$;",
+        f"ALTER ROLE jahs WITH LOGIN PASSWORD '{PASSWORD}' CREATEDB",
+    )
+    return f"postgresql://jahs:{PASSWORD}@127.0.0.1:5432"
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh database per test, so no study leaks between tests."""
+    database = f"jahs_{uuid.uuid4().hex[:10]}"
+    _pg(f"CREATE DATABASE {database} OWNER jahs")
+    return f"{postgres_server}/{database}"
+
+
+def files_containing(root: Path, secret: str) -> list[Path]:
+    needle = secret.encode()
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+@pytest.mark.slow
+def test_postgres_storage_shared_by_process_workers_keeps_the_password_secret(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    proc = run_cheap(
+        tmp_path, f"hydra.sweeper.storage={postgres_url}", "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=8",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trials = load(postgres_url)
+    assert len(trials) == 8
+    assert any(t.state == States.PRUNED for t in trials)  # the jobs reported through PostgreSQL
+    assert not (tmp_path / "optuna.db").exists()
+    assert PASSWORD not in proc.stdout + proc.stderr
+    assert files_containing(tmp_path, PASSWORD) == []
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["storage"] == postgres_url.replace(PASSWORD, "***")
+
+
+@pytest.mark.slow
+def test_several_sweepers_share_one_study_and_its_budget(tmp_path: Path, postgres_url: str) -> None:
+    n_trials = 10
+    common = [f"hydra.sweeper.storage={postgres_url}", f"hydra.sweeper.n_trials={n_trials}", "sleep_s=0.05"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYDRA_FULL_ERROR")}
+    command = [sys.executable, str(APP), "-m", f"hydra.sweep.dir={tmp_path / 'shared'}", *common]
+    sweepers = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    for sweeper in sweepers:
+        _, err = sweeper.communicate(timeout=300)
+        assert sweeper.returncode == 0, err[-2000:]
+    trials = [t for t in load(postgres_url) if not t.user_attrs.get("surplus")]
+    assert len(trials) == n_trials  # a global budget: not 3 x n_trials, not one more
+    assert all(t.state in (States.COMPLETE, States.PRUNED) for t in trials)
+    # Output directories are named by trial number, so three sweepers never write into one.
+    job_dirs = [p for p in (tmp_path / "shared").iterdir() if p.is_dir() and p.name.isdigit()]
+    assert sorted(int(p.name) for p in job_dirs) == sorted(t.number for t in trials)
+
+
+@pytest.mark.slow
+def test_real_sweep_keeps_the_password_out_of_configs_logs_and_wandb(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The real command with W&B offline: the password is in no saved config, log or W&B run file."""
+    proc = subprocess.run(
+        [sys.executable, "train.py", "-m", "sweeper=bohb", f"hydra.sweep.dir={tmp_path}",
+         f"hydra.sweeper.storage={postgres_url}", "hydra.sweeper.n_trials=2",
+         "hydra.sweeper.pruner.max_resource=1", "hydra.sweeper.final_evaluation.enabled=false",
+         "data.limit_train=200", "data.limit_val=200", "model.n_conv_layers=1", "model.n_fc_layers=1",
+         "model.n_filters_1=8", "model.n_neurons_1=512"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(load(postgres_url, "jahs-bohb")) == 2
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 3  # two trials and the sweep
+    assert PASSWORD not in proc.stdout + proc.stderr
+    assert files_containing(tmp_path, PASSWORD) == []
+
+
+# --------------------------------------------------------------------------- submitit
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_and_prunes(tmp_path: Path) -> None:
+    proc = run_cheap(
+        tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
+        "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=12",
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trials = load(sqlite(tmp_path))
+    assert len(trials) == 12
+    assert all(t.state in (States.COMPLETE, States.PRUNED) for t in trials)
+    assert any(t.state == States.PRUNED for t in trials)
+    # Each job ran as a submitit job: its logs are in submitit's folder of the sweep.
+    assert list((tmp_path / ".submitit").rglob("*_log.out"))
