@@ -9,26 +9,25 @@ the same Hyperband pruner the sweeper uses.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf, flag_override, open_dict
 
 from hydra_plugins.jahs_bohb_sweeper import _final, _plots, _results
 from hydra_plugins.jahs_bohb_sweeper._budget import FINISHED, SURPLUS_ATTR, StudyBudget
+from hydra_plugins.jahs_bohb_sweeper._outcome import Outcome, one_line, outcome_of
+from hydra_plugins.jahs_bohb_sweeper._progress import Progress
 from hydra_plugins.jahs_bohb_sweeper._search_space import (
     SearchSpace,
     SearchSpaceError,
@@ -53,35 +52,6 @@ log = logging.getLogger(__name__)
 
 class SweepConfigError(ValueError):
     """Bad sweeper settings or search space: reported in one line before any study is created."""
-
-
-@dataclass
-class Outcome:
-    state: optuna.trial.TrialState
-    value: float | None = None
-    reason: str | None = None
-
-
-def outcome_of(ret: JobReturn) -> Outcome:
-    """Map a finished Hydra job to an Optuna trial state; pruning arrives as `optuna.TrialPruned`."""
-    # `_return_value`, not `return_value`: the property prints "Error executing job" for every pruned trial.
-    value = ret._return_value
-    if ret.status != JobStatus.COMPLETED:
-        if isinstance(value, optuna.TrialPruned):
-            return Outcome(optuna.trial.TrialState.PRUNED)
-        return Outcome(optuna.trial.TrialState.FAIL, reason=_one_line(value))
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return Outcome(optuna.trial.TrialState.FAIL, reason=f"job returned {value!r}, not a number")
-    if not math.isfinite(value):
-        return Outcome(optuna.trial.TrialState.FAIL, reason=f"job returned {value}")
-    return Outcome(optuna.trial.TrialState.COMPLETE, value=value)
-
-
-def _one_line(exc: BaseException, limit: int = 500) -> str:
-    text = " ".join(str(exc).split()) or "(no message)"
-    return f"{type(exc).__name__}: {text}"[:limit]
 
 
 class BOHBSweep:
@@ -152,7 +122,7 @@ class BOHBSweep:
             f", {running} running elsewhere" if running else "", max(0, self.n_trials - done - running),
             self._n_workers(), budget, len(space.distributions),
         )  # fmt: skip
-        self._progress = _Progress(self.n_trials, done, budget)
+        self._progress = Progress(self.n_trials, done, budget)
         self._sweep_run = SweepRun.start(
             OmegaConf.select(self.config, self.tracking_key) if self.tracking_key else None,
             self.sweep_dir,
@@ -190,7 +160,7 @@ class BOHBSweep:
         try:
             written = get_method(self.report)(self.sweep_dir)
         except Exception as exc:  # a report is a view of the results, never a reason to lose them
-            log.warning("BOHB: report %s failed: %s", self.report, _one_line(exc))
+            log.warning("BOHB: report %s failed: %s", self.report, one_line(exc))
             return {}
         log.info("BOHB: report in %s", written.get("report", self.sweep_dir))
         return dict(written)
@@ -374,7 +344,7 @@ class BOHBSweep:
                 self._worker(study, space, budget)
             except BaseException as exc:
                 errors.append(exc)
-                self._stop_reason = self._stop_reason or f"a sweep worker crashed: {_one_line(exc)}"
+                self._stop_reason = self._stop_reason or f"a sweep worker crashed: {one_line(exc)}"
 
         threads = [threading.Thread(target=guarded, name=f"bohb-worker-{i}") for i in range(n_workers)]
         for thread in threads:
@@ -419,7 +389,7 @@ class BOHBSweep:
                 self._stop_reason = "interrupted"
                 raise
             except Exception as exc:  # a launcher failure is this trial's failure, not the sweep's
-                outcome, output_dir = Outcome(optuna.trial.TrialState.FAIL, reason=_one_line(exc)), None
+                outcome, output_dir = Outcome(optuna.trial.TrialState.FAIL, reason=one_line(exc)), None
             with self._lock:
                 frozen = self._tell(study, trial, outcome, output_dir)
                 self._budget.ended(trial)
@@ -511,39 +481,3 @@ def _exit_with(message: str) -> None:
     log.error("%s", message)
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
-
-
-class _Progress:
-    """One line per finished trial, with the sweep's progress and the best value so far."""
-
-    def __init__(self, n_trials: int, done: int, budget: int) -> None:
-        self.n_trials, self.done, self.budget = n_trials, done, budget
-        self.started = time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.done += 1
-        try:
-            best = study.best_trial
-            best_text = f"best {best.value:.4f} (#{best.number})"
-        except ValueError:
-            best_text = "best -"
-        value_text = f"{trial.value:.4f}" if trial.value is not None else "-"
-        elapsed = self.elapsed()
-        percent = 100 * self.done / self.n_trials
-        line = (
-            f"[{self.done:>{len(str(self.n_trials))}}/{self.n_trials} {percent:3.0f}%] "
-            f"trial {trial.number:<3d} {trial.state.name:<8s} "
-            f"{len(trial.intermediate_values):>3d}/{self.budget} epochs  "
-            f"value {value_text}  {best_text}  elapsed {_clock(elapsed)}"
-        )
-        reason = trial.user_attrs.get(FAIL_REASON_ATTR)
-        log.info("%s%s", line, f"  ({reason})" if reason and trial.state.name == "FAIL" else "")
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
