@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two commands of the README; each sets everything up first (idempotent, so rerunning is cheap):
 #   ./run.sh sweep [overrides...]   a real BOHB study: experiment=quick on a CPU, experiment=gpu with CUDA
-#   ./run.sh test  [pytest args...] the test suite
+#   ./run.sh test  [pytest args...] lint, type checks and the test suite
 # VENV (default .venv) picks the virtual environment; PYTHON (default python3) the interpreter for it.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -41,8 +41,9 @@ case "${1:-}" in
     ;;
   test)
     shift
-    install_debian_packages postgresql
+    install_debian_packages postgresql   # the PostgreSQL storage tests start it on loopback
     setup
+    "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . && "$VENV/bin/mypy"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -88,8 +88,7 @@ def _get(cfg: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError for the first field outside its allowed values."""
-    values = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(values, dict)
+    values = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
     for key, rule in RULES.items():
         present, value = _get(values, key)
         if present and (problem := rule.problem(value)) is not None:

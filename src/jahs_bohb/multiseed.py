@@ -17,6 +17,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 
@@ -110,7 +111,7 @@ def log_to_wandb(out: Path, files: dict[str, Path], mode: str) -> None:
 
     os.environ.setdefault("WANDB_SILENT", "true")
     run = wandb.init(
-        project="jahs-bohb", name=f"report-{out.name}", job_type="report", dir=str(out), mode=mode
+        project="jahs-bohb", name=f"report-{out.name}", job_type="report", dir=str(out), mode=cast(Any, mode)
     )
     try:
         run.log({name: wandb.Image(str(path)) for name, path in files.items() if path.suffix == ".png"})

@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 from hydra.utils import instantiate
+from optuna.storages.journal import JournalFileBackend
 
 TRIAL_NODE = "optuna_trial"  # the job config node the sweeper fills in
 PRUNER_ATTR = "pruner_config"  # study user attribute holding the pruner's `_target_` config
@@ -68,7 +69,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
     if url.startswith("journal://") or ("://" not in url and Path(url).suffix in (".journal", ".log")):
         path = url.removeprefix("journal://")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(path)
+        backend = JournalFileBackend(path)
         return optuna.storages.JournalStorage(backend)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):

@@ -19,7 +19,7 @@ import optuna
 import pytorch_lightning as pl
 import yaml
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, TQDMProgressBar
 
 from jahs_bohb import backends
@@ -120,9 +120,3 @@ def _write_result(path: Path, result: TrainResult) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump({**result.summary(), "history": result.history}, sort_keys=False))
     tmp.replace(path)  # never a half-written result file
-
-
-def resolved_config(cfg: DictConfig) -> dict[str, Any]:
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    return container

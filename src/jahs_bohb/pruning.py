@@ -26,6 +26,7 @@ class OptunaPruning(pl.Callback):
         epoch = trainer.current_epoch + 1  # the budget spent so far, in epochs
         self.trial.report(float(value), step=epoch)
         # A trial that has trained its full budget is complete, whatever its rank.
-        if epoch < trainer.max_epochs and self.trial.should_prune():
+        final_epoch = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        if not final_epoch and self.trial.should_prune():
             self.pruned_at_epoch = epoch
             trainer.should_stop = True

@@ -13,6 +13,7 @@ import math
 import statistics
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -89,8 +90,8 @@ class Sweep:
 
 
 # ------------------------------------------------------------------------------ numbers
-def mean_std(values: list[float]) -> str:
-    values = [v for v in values if v is not None and math.isfinite(v)]
+def mean_std(raw: Sequence[float | None]) -> str:
+    values = [v for v in raw if v is not None and math.isfinite(v)]
     if not values:
         return "n/a"
     if len(values) == 1:
@@ -242,7 +243,7 @@ def figure_parallel_coordinates(sweeps: list[Sweep], threshold: float | None, pa
     names = sorted(distributions, key=lambda n: -importance.get(n, -1.0))
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(8, 0.75 * len(names) + 2), 4.5), constrained_layout=True)
-    values = [t.value for t in trials]
+    values = [float(t.value) for t in trials if t.value is not None]
     lo, hi = min(values), max(values)
     for t in sorted(trials, key=lambda t: t.value or 0.0):
         ys = [_normalise([t.params.get(n)], distributions[n])[0] for n in names]

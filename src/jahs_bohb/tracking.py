@@ -8,7 +8,7 @@ from __future__ import annotations
 import netrc
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -44,9 +44,9 @@ def init_kwargs(
 ) -> dict[str, Any]:
     """Arguments for `wandb.init` (also accepted by Lightning's WandbLogger)."""
     save_dir.mkdir(parents=True, exist_ok=True)
-    extra = wandb_cfg.get("init_kwargs") or {}
-    if isinstance(extra, DictConfig):
-        extra = OmegaConf.to_container(extra, resolve=True)
+    extra: dict[str, Any] = dict(wandb_cfg.get("init_kwargs") or {})
+    if isinstance(wandb_cfg.get("init_kwargs"), DictConfig):
+        extra = cast(dict[str, Any], OmegaConf.to_container(wandb_cfg.init_kwargs, resolve=True))
     return {
         "project": wandb_cfg.project,
         "entity": wandb_cfg.get("entity"),

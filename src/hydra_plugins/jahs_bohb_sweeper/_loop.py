@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from hydra.core.plugins import Plugins
@@ -82,8 +82,10 @@ class BOHBSweep:
         self.budget, self.budget_key = budget, budget_key
         self.max_failure_rate = max_failure_rate
         self.min_trials_for_failure_rate = min_trials_for_failure_rate
-        self.params = OmegaConf.to_container(params, resolve=True) if params else {}
-        self.conditions = OmegaConf.to_container(conditions, resolve=True) if conditions else {}
+        self.params = cast(dict[str, Any], OmegaConf.to_container(params, resolve=True) if params else {})
+        self.conditions = cast(
+            dict[str, str], OmegaConf.to_container(conditions, resolve=True) if conditions else {}
+        )
         self.preflight_check = preflight_check
         self.tracking_key = tracking_key
         self.final_evaluation = final_evaluation
@@ -295,7 +297,7 @@ class BOHBSweep:
                 storage=storage,
                 sampler=sampler,
                 pruner=pruner,
-                direction=self.direction,
+                direction=cast(Any, self.direction),
                 load_if_exists=True,
             )
         if study.direction.name.lower() != self.direction:
@@ -444,6 +446,10 @@ def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
     if isinstance(dist, optuna.distributions.IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _container(node: DictConfig | None) -> dict[str, Any]:
+    return cast(dict[str, Any], OmegaConf.to_container(node, resolve=True)) if node else {}
 
 
 def _trial_count(storage: optuna.storages.BaseStorage, study_name: str) -> int:

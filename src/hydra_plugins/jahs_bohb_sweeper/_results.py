@@ -9,7 +9,7 @@ from typing import Any
 
 import optuna
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.jahs_bohb_sweeper._budget import SURPLUS_ATTR
 from jahs_bohb.optuna_trial import OUTPUT_DIR_ATTR, OVERRIDES_ATTR, TRIAL_NODE, redact
@@ -107,6 +107,7 @@ def _write_best_config(best: optuna.trial.FrozenTrial, sweep_dir: Path) -> Path 
     if source is None or not source.is_file():
         return None
     cfg = OmegaConf.load(source)
+    assert isinstance(cfg, DictConfig)
     cfg[TRIAL_NODE] = {"study_name": None, "storage": None, "number": None}
     path = sweep_dir / BEST_CONFIG_FILE
     _atomic_write(

@@ -57,7 +57,7 @@ def distribution_from_override(override: Override) -> BaseDistribution:
     """The Optuna distribution that a sweep override describes."""
     name = override.key_or_group
     value = override.value()
-    tags = getattr(value, "tags", set()) or set()
+    tags: set[str] = set(getattr(value, "tags", None) or ())
     if unknown := set(tags) - SUPPORTED_TAGS:
         raise SearchSpaceError(f"{name}: unknown tag {sorted(unknown)}; supported: tag(log, ...)")
     if tags and not isinstance(value, IntervalSweep):

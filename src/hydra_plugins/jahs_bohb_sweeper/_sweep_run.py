@@ -65,7 +65,7 @@ class SweepRun:
         try:
             trials = study.get_trials(deepcopy=False)
             names = sorted({name for t in trials for name in t.params})
-            columns = ["trial", "state", "value", "epochs", *names, "fail_reason"]
+            columns: list[Any] = ["trial", "state", "value", "epochs", *names, "fail_reason"]
             table = wandb.Table(columns=columns)
             for t in trials:
                 table.add_data(
