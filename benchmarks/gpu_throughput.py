@@ -5,9 +5,9 @@ hydra.sweeper.n_jobs=N`), how many training epochs per minute does the device de
 much does each trial slow down? Small CNNs on Fashion-MNIST leave a big GPU mostly idle (kernel launch
 and Python overhead dominate), so several processes can overlap their work.
 
-Workload: the seed's best configuration (FashionCNN(n_conv_layers=2, n_filters_1=32, n_filters_2=64,
-kernel_size=5, batch_norm=True, global_avg_pooling=False, n_fc_layers=1, n_neurons_1=1024, dropout=0.3),
-Adam lr 1e-3, batch 128, random flip and rotation on), trained through the real path of a trial:
+Workload: a strong configuration of the seed's best region (jahs_bohb.model.REFERENCE_CONFIG: 2 convs
+32/64, kernel 5, batch norm, no global pooling, one FC layer of 1024, dropout 0.3; Adam lr 1e-3, batch
+128, random flip and rotation on), trained through the real path of a trial:
 FashionMNISTDataModule + ImageClassifier + pytorch_lightning.Trainer (logger, checkpointing, progress
 bar and model summary off; validation on the holdout after every epoch, as in a trial; TF32 and cuDNN
 autotuning as `jahs_bohb.backends.configure` sets them).
@@ -67,19 +67,9 @@ from jahs_bohb import backends
 from jahs_bohb.classifier import ImageClassifier
 from jahs_bohb.datamodule import FashionMNISTDataModule
 from jahs_bohb.fashion_mnist import DEBIAN_DIR, find_idx_files
-from jahs_bohb.model import FashionCNN, count_parameters
+from jahs_bohb.model import REFERENCE_CONFIG, FashionCNN, count_parameters
 
-SEED_BEST_MODEL = {
-    "n_conv_layers": 2,
-    "n_filters_1": 32,
-    "n_filters_2": 64,
-    "kernel_size": 5,
-    "batch_norm": True,
-    "global_avg_pooling": False,
-    "n_fc_layers": 1,
-    "n_neurons_1": 1024,
-    "dropout": 0.3,
-}
+SEED_BEST_MODEL = REFERENCE_CONFIG
 LR, BATCH_SIZE, EVAL_BATCH_SIZE, ROTATION_DEGREES = 1e-3, 128, 1000, 10.0
 VAL_SIZE = 10_000  # the datamodule's holdout; training images come from the other 50k
 FALLBACK_DATA_DIR = Path(".device/fashion-mnist")

@@ -1,7 +1,8 @@
 """Seconds per training epoch: our device-resident pipeline versus a seed-style torchvision one.
 
 What is measured, for two configurations (the FashionCNN() baseline without augmentation, and the
-seed's best configuration with random flip and rotation on), each on the same device, with the same
+a strong configuration of the seed's best region, jahs_bohb.model.REFERENCE_CONFIG, with random flip and
+rotation on), each on the same device, with the same
 model, batch size, optimiser and the same stratified subset of training images:
 
   seed_plain      torchvision.datasets.FashionMNIST + PIL transforms (RandomHorizontalFlip,
@@ -63,7 +64,7 @@ from jahs_bohb import splits
 from jahs_bohb.classifier import ImageClassifier
 from jahs_bohb.datamodule import MEAN, STD, DeviceBatches, FashionMNISTDataModule
 from jahs_bohb.fashion_mnist import DEBIAN_DIR, FILES, find_idx_files, load_fashion_mnist
-from jahs_bohb.model import FashionCNN, count_parameters
+from jahs_bohb.model import REFERENCE_CONFIG, FashionCNN, count_parameters
 
 VAL_SIZE = 10_000  # FashionMNISTDataModule's default holdout; the training images come from the rest
 ROTATION_DEGREES = 10.0
@@ -83,18 +84,8 @@ class Config:
 CONFIGS = (
     Config("baseline", {}, batch_size=100, lr=0.01, augment=False),
     Config(
-        "seed_best_aug",
-        {
-            "n_conv_layers": 2,
-            "n_filters_1": 32,
-            "n_filters_2": 64,
-            "kernel_size": 5,
-            "batch_norm": True,
-            "global_avg_pooling": False,
-            "n_fc_layers": 1,
-            "n_neurons_1": 1024,
-            "dropout": 0.3,
-        },
+        "reference_aug",
+        REFERENCE_CONFIG,
         batch_size=128,
         lr=0.001,
         augment=True,
