@@ -246,24 +246,35 @@ class BOHBSweep:
         return budget
 
     def _preflight(self, space: SearchSpace, budget: int) -> None:
-        """Compose the job config with the fixed overrides once: unknown keys and bad values fail now."""
+        """Compose the job config before any trial: with the fixed overrides, then with each end of every
+        parameter's range (each choice of a categorical), so unknown keys, misspelt config-group choices
+        and a space wider than the job accepts fail now, in one line, instead of in every trial."""
         if self.budget_key in space.fixed or self.budget_key in space.distributions:
             raise SweepConfigError(
                 f"{self.budget_key} is set by the sweeper (the epochs of a full trial); set "
                 "hydra.sweeper.pruner.max_resource (or hydra.sweeper.budget) instead"
             )
-        overrides = [*space.fixed.values(), f"{self.budget_key}={budget}"]
+        base = [*space.fixed.values(), f"{self.budget_key}={budget}"]
+        self._check_composed(base, context="")
+        if not self.preflight_check:
+            return
+        for name, distribution in space.distributions.items():
+            for value in _ends(distribution):
+                override = f"{space.override_keys[name]}={format_value(value)}"
+                self._check_composed([*base, override], context=f"the search space reaches {override}: ")
+
+    def _check_composed(self, overrides: list[str], context: str) -> None:
         try:
             cfg = self.config_loader.load_sweep_config(self.config, overrides)
         except Exception as exc:
-            raise SweepConfigError(f"invalid override: {_first_line(exc)}") from None
+            raise SweepConfigError(f"{context}invalid override: {_first_line(exc)}") from None
         if self.preflight_check:
             with open_dict(cfg):
                 del cfg["hydra"]
             try:
                 get_method(self.preflight_check)(cfg)
             except ValueError as exc:
-                raise SweepConfigError(_first_line(exc)) from None
+                raise SweepConfigError(f"{context}{_first_line(exc)}") from None
 
     @property
     def storage_url(self) -> str:
@@ -446,6 +457,13 @@ def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
     if isinstance(dist, optuna.distributions.IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _ends(distribution: Any) -> list[Any]:
+    """The values that bound a distribution: every choice, or the two ends of a range."""
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return list(distribution.choices)
+    return [distribution.low, distribution.high]
 
 
 def _container(node: DictConfig | None) -> dict[str, Any]:
