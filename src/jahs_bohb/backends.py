@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def configure(tf32: bool = True, cudnn_benchmark: bool = True) -> None:
+def configure(tf32: bool = True, cudnn_benchmark: bool = True, threads: int | None = None) -> None:
+    if threads:
+        torch.set_num_threads(threads)  # trials in parallel on one CPU must not fight over its cores
     if not torch.cuda.is_available():
         return
     if tf32:

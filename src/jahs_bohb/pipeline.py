@@ -64,7 +64,7 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> float:
     output_dir = Path(output_dir) if output_dir is not None else Path.cwd()
 
     pl.seed_everything(cfg.seed, verbose=False)
-    backends.configure(tf32=cfg.get("tf32", True))
+    backends.configure(tf32=cfg.get("tf32", True), threads=cfg.get("torch_threads"))
     datamodule = instantiate(cfg.data)
     module = ImageClassifier(net=instantiate(cfg.model), optimizer=instantiate(cfg.optimizer))
 

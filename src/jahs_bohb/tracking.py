@@ -41,8 +41,12 @@ def init_kwargs(
     job_type: str,
     config: dict[str, Any],
     save_dir: Path,
+    quiet: bool = False,
 ) -> dict[str, Any]:
-    """Arguments for `wandb.init` (also accepted by Lightning's WandbLogger)."""
+    """Arguments for `wandb.init` (also accepted by Lightning's WandbLogger).
+
+    `quiet` drops W&B's own console banner (a sweep prints one hint for all its runs instead).
+    """
     save_dir.mkdir(parents=True, exist_ok=True)
     extra: dict[str, Any] = dict(wandb_cfg.get("init_kwargs") or {})
     if isinstance(wandb_cfg.get("init_kwargs"), DictConfig):
@@ -58,5 +62,12 @@ def init_kwargs(
         "mode": resolve_mode(wandb_cfg.mode),
         "tags": list(wandb_cfg.get("tags") or []),
         "reinit": "create_new",  # never reuse a run left open by an earlier trial in this process
+        **({"settings": _quiet_settings()} if quiet else {}),
         **extra,
     }
+
+
+def _quiet_settings() -> Any:
+    import wandb
+
+    return wandb.Settings(silent=True)

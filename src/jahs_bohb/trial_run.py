@@ -59,6 +59,7 @@ class TrialRun:
             job_type=job_type,
             config=config,
             save_dir=wandb_dir(cfg, output_dir),
+            quiet=job_type != "train",
         )
         save_dir = kwargs.pop("dir")
         logger = WandbLogger(save_dir=save_dir, log_model=False, **kwargs)

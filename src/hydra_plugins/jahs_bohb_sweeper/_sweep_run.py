@@ -35,6 +35,7 @@ class SweepRun:
             job_type="sweep",
             config=settings,
             save_dir=Path(wandb_cfg.get("dir") or sweep_dir),
+            quiet=True,
         )
         return cls(wandb.init(**kwargs))
 
@@ -93,3 +94,13 @@ class SweepRun:
             log.warning("W&B sweep run: could not log the summary: %s", exc)
         finally:
             self.run.finish(exit_code=1 if failed else 0)
+            self._hint()
+
+    def _hint(self) -> None:
+        wandb_dir = Path(self.run.settings.wandb_dir)
+        if self.run.settings.mode == "offline":
+            log.info(
+                "W&B (offline): wandb leet %s  |  upload: wandb sync %s/offline-run-*", wandb_dir, wandb_dir
+            )
+        else:
+            log.info("W&B: %s", self.run.url)
