@@ -37,14 +37,11 @@ class HyperbandPrunerConf:
 
 
 @dataclass
-class NopPrunerConf:
+class NopPrunerConf(HyperbandPrunerConf):
     """Never prune: every trial trains its full budget of max_resource epochs (TPE or random search
     alone). It keeps Hyperband's fields so presets that size the budget work with either pruner."""
 
     _target_: str = "hydra_plugins.jahs_bohb_sweeper._pruners.no_pruning"
-    min_resource: int = 1
-    max_resource: int = 27
-    reduction_factor: int = 3
 
 
 @dataclass
