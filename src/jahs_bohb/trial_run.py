@@ -48,8 +48,8 @@ class TrialRun:
         study_name = (cfg.get(TRIAL_NODE) or {}).get("study_name")
         if identity is not None:
             name, group, job_type = f"trial-{identity.number}", identity.study_name, "trial"
-        elif study_name:  # a study's final evaluation: grouped with its trials, never pruned
-            name, group, job_type = f"final-{study_name}", study_name, "final"
+        elif study_name:  # a study's final evaluation (final/ or baseline/): grouped with its trials
+            name, group, job_type = f"{output_dir.name}-{study_name}", study_name, "final"
         else:
             name, group, job_type = wandb_cfg.get("name") or output_dir.name, wandb_cfg.get("group"), "train"
         kwargs = tracking.init_kwargs(
