@@ -1,0 +1,44 @@
+"""The multi-seed study command end to end at a tiny size: sweeps per seed, random search at equal
+budget, one report with the seed's Table 2 and Figures 2 and 3."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_multiseed_study_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    overrides = [
+        "sweeper=bohb", "logger=none", "data.limit_train=300", "data.limit_val=200",
+        "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner.max_resource=2",
+        "model.n_conv_layers=1", "model.n_fc_layers=1", "model.n_filters_1=tag(log, int(interval(8, 16)))",
+        'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=1","evaluate_test=true"]',
+    ]  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "jahs_bohb.multiseed", "--seeds", "0", "1", "--random", "--out", str(out),
+         "--wandb-mode", "disabled", "--", *overrides],
+        cwd=ROOT, check=True, capture_output=True, timeout=900,
+    )  # fmt: skip
+    report = (out / "report.md").read_text()
+    assert "## Table 2" in report and "| Baseline |" in report and "| BOHB incumbent |" in report
+    assert "BOHB against random search at equal budget" in report
+    assert "bohb-seed0, bohb-seed1, random-seed0, random-seed1" in report
+    for figure in ("figure2_best_over_time.png", "figure3_parallel_coordinates.png"):
+        assert (out / figure).stat().st_size > 0
+    # Random search got the epochs BOHB spent, in full trials of max_resource epochs, and never pruned.
+    for seed in (0, 1):
+        bohb = yaml.safe_load((out / f"bohb-seed{seed}" / "optimization_results.yaml").read_text())
+        rand = yaml.safe_load((out / f"random-seed{seed}" / "optimization_results.yaml").read_text())
+        assert rand["n_pruned"] == 0
+        assert rand["n_trials"] == max(1, bohb["epochs_trained"] // 2)
+    # The baseline is trained once, with the first seed.
+    assert "baseline" in yaml.safe_load((out / "bohb-seed0" / "final_evaluation.yaml").read_text())
+    assert "baseline" not in yaml.safe_load((out / "bohb-seed1" / "final_evaluation.yaml").read_text())
