@@ -163,6 +163,19 @@ def equal_budget_rows(bohb: list[Sweep], random: list[Sweep]) -> list[str]:
 FINISHED = (States.COMPLETE, States.PRUNED, States.FAIL)
 
 
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """PED-ANOVA importances of the parameters every complete trial has; {} with too few trials."""
+    if len(study.get_trials(deepcopy=False, states=(States.COMPLETE,))) < 4:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+    except Exception:  # too few distinct values, constant objective, ...
+        return {}
+
+
 # ------------------------------------------------------------------------------ figures
 def _plt() -> Any:
     import matplotlib
@@ -232,14 +245,7 @@ def figure_parallel_coordinates(sweeps: list[Sweep], threshold: float | None, pa
     distributions: dict[str, Any] = {}
     for t in trials:
         distributions.update(t.distributions)
-    importance: dict[str, float] = {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-            importance = dict(optuna.importance.get_param_importances(sweeps[0].study, evaluator=evaluator))
-    except Exception:  # too few trials for an importance estimate: keep the declared order
-        pass
+    importance = param_importances(sweeps[0].study)
     names = sorted(distributions, key=lambda n: -importance.get(n, -1.0))
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(8, 0.75 * len(names) + 2), 4.5), constrained_layout=True)

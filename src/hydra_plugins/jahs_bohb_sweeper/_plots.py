@@ -11,6 +11,8 @@ from typing import Any
 
 import optuna
 
+from jahs_bohb.report import param_importances
+
 log = logging.getLogger(__name__)
 States = optuna.trial.TrialState
 
@@ -32,21 +34,6 @@ def best_so_far(study: optuna.Study) -> list[dict[str, Any]]:
         elapsed = (t.datetime_complete - start).total_seconds()
         rows.append({"trial": t.number, "elapsed_s": elapsed, "value": t.value, "best_value": best})
     return rows
-
-
-def importances(study: optuna.Study) -> dict[str, float]:
-    """PED-ANOVA importances of the parameters every complete trial has (needs a few complete trials)."""
-    complete = study.get_trials(deepcopy=False, states=(States.COMPLETE,))
-    if len(complete) < 4:
-        return {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
-    except Exception as exc:  # too few distinct values, constant objective, ...
-        log.info("parameter importances not computed: %s", exc)
-        return {}
 
 
 def write_figures(study: optuna.Study, sweep_dir: Path) -> dict[str, Path]:
@@ -81,7 +68,7 @@ def write_figures(study: optuna.Study, sweep_dir: Path) -> dict[str, Path]:
     fig.savefig(out["best_so_far"], dpi=120)
     plt.close(fig)
 
-    scores = importances(study)
+    scores = param_importances(study)
     if scores:
         fig, ax = plt.subplots(figsize=(6, 0.35 * len(scores) + 1), constrained_layout=True)
         names = list(scores)[::-1]
