@@ -44,7 +44,8 @@ case "${1:-}" in
     install_debian_packages postgresql   # the PostgreSQL storage tests start it on loopback
     setup
     "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . && "$VENV/bin/mypy"
-    exec "$VENV/bin/python" -m pytest "$@"
+    # Test files spread over the cores (a file stays on one worker: its module fixtures run once).
+    exec "$VENV/bin/python" -m pytest -n auto --dist loadfile "$@"
     ;;
   *)
     echo "usage: ./run.sh sweep [hydra overrides...] | ./run.sh test [pytest args...]" >&2

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from jahs_bohb.config_checks import check_config
 from jahs_bohb.errors import ConfigError
-
-log = logging.getLogger("train")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    from jahs_bohb.pipeline import train  # after Hydra parsed the command line: `--help` stays fast
-
+def main(cfg: DictConfig) -> dict[str, Any]:
     try:
+        check_config(cfg)  # before torch is imported: a bad value is refused in a second, not ten
+        from jahs_bohb.pipeline import train
+
         return train(cfg, output_dir=Path(HydraConfig.get().runtime.output_dir))
     except ConfigError as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweeper records the trial as failed and goes on
-        log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -80,7 +80,7 @@ try:
 except ImportError:  # not installed: use the checkout's src/
     sys.path.insert(0, str(ROOT / "src"))
 
-from hydra_plugins.jahs_bohb_sweeper.config import HyperbandPrunerConf, TPESamplerConf  # noqa: E402
+from hydra_plugins.hydra_bohb_sweeper.config import HyperbandPrunerConf, TPESamplerConf  # noqa: E402
 from jahs_bohb.fashion_mnist import load_fashion_mnist  # noqa: E402
 from jahs_bohb.splits import limit, train_val_split  # noqa: E402
 

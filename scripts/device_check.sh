@@ -276,10 +276,10 @@ WORK=$(mktemp -d /tmp/device_check.XXXX)  # Hydra folders etc.; packed into $OUT
 LOGS=$WORK/logs
 mkdir -p "$LOGS" "$WORK/results" "$WORK/baseline" "$WORK/gpu-study"
 
-# The project without `pip install -e .` (no build backend offline): src/ holds jahs_bohb and
-# hydra_plugins.jahs_bohb_sweeper (a namespace package, merged with hydra-joblib-launcher's). Exported,
-# so joblib's worker processes find them too.
-export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}
+# The project without `pip install -e .` (no build backend offline): src/ holds jahs_bohb, the root
+# holds hydra_plugins.hydra_bohb_sweeper (a namespace package, merged with hydra-joblib-launcher's).
+# Exported, so joblib's worker processes find them too.
+export PYTHONPATH=$ROOT/src:$ROOT${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1 HYDRA_FULL_ERROR=1 MPLBACKEND=Agg WANDB_MODE=offline WANDB_SILENT=true
 if [ -d "$DATA" ]; then DATA_ROOT=$ROOT/$DATA; else DATA_ROOT=$DEBIAN_DATA; fi
 

@@ -19,8 +19,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from hydra_plugins.jahs_bohb_sweeper._loop import _suggest
-from hydra_plugins.jahs_bohb_sweeper._search_space import (
+from hydra_plugins.hydra_bohb_sweeper._loop import suggest
+from hydra_plugins.hydra_bohb_sweeper._search_space import (
     OPERATORS,
     Condition,
     SearchSpace,
@@ -54,12 +54,12 @@ def seed_space() -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def random_samples(space: SearchSpace, n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """`n` configurations drawn the way the loop draws them: `_suggest` on live trials of a real study."""
+    """`n` configurations drawn the way the loop draws them: `suggest` on live trials of a real study."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     samples = []
     for _ in range(n):
         trial = study.ask()
-        samples.append(space.sample(lambda name, dist, trial=trial: _suggest(trial, name, dist)))
+        samples.append(space.sample(lambda name, dist, trial=trial: suggest(trial, name, dist)))
         study.tell(trial, 0.0)
     return samples
 

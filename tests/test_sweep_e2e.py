@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-N_TRIALS = 12
+N_TRIALS = 8
 TABLE_1 = {
     "model.n_conv_layers": lambda v: v in (1, 2, 3),
     "model.n_filters_1": lambda v: isinstance(v, int) and 8 <= v <= 256,
@@ -108,6 +108,10 @@ def test_results_file_and_best_config_retrain(sweep: Path) -> None:
     assert results["best_params"] == study.best_params
     assert results["n_complete"] + results["n_pruned"] + results["n_failed"] == N_TRIALS
     assert results["epochs_trained"] < results["epochs_unpruned"]
+    # What train() returned beside its objective: the best trial's parameter count and device.
+    best = study.best_trial
+    assert results["best_metrics"] == best.user_attrs["metrics"]
+    assert results["best_metrics"]["n_parameters"] > 0 and results["best_metrics"]["epochs"] == 3
     for figure in (
         "best_so_far.png", "param_importances.png", "parallel_coordinates.html",
         "figure2_best_over_time.png", "figure3_parallel_coordinates.png",
@@ -123,13 +127,13 @@ def test_final_evaluation_tests_incumbent_and_baseline_once(sweep: Path) -> None
     assert incumbent["best_trial"] == study.best_trial.number
     for record in (incumbent, baseline):
         assert record["state"] == "complete"
-        assert record["result"]["epochs"] == 3
-        assert 0.1 < record["result"]["test_acc"] <= 1.0
+        assert record["metrics"]["epochs"] == 3
+        assert 0.1 < record["metrics"]["test_acc"] <= 1.0
     # The baseline is the job's default model (the seed's 3 conv layers, 29,290 parameters).
-    assert baseline["result"]["n_parameters"] == 29290
+    assert baseline["metrics"]["n_parameters"] == 29290
     assert "model.n_conv_layers" not in " ".join(baseline["overrides"])
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert results["final_evaluation"]["incumbent"]["result"]["test_acc"] == incumbent["result"]["test_acc"]
+    assert results["final_evaluation"]["incumbent"]["metrics"]["test_acc"] == incumbent["metrics"]["test_acc"]
     report = (sweep / "report.md").read_text()
     assert "Table 2" in report and "Baseline" in report and "BOHB incumbent" in report
     # The best trial's config retrains with one command and reproduces its validation accuracy.
@@ -178,11 +182,11 @@ def test_joblib_workers_prune_across_processes(tmp_path: Path) -> None:
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "hydra.sweeper.n_jobs=2",
-        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.n_trials=6",
         "hydra.sweeper.pruner.max_resource=3",
         "logger=none",
     )
     trials = load_study(tmp_path).get_trials()
-    assert len(trials) == 8
+    assert len(trials) == 6
     assert any(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     assert all(len(t.intermediate_values) >= 1 for t in trials)

@@ -1,15 +1,18 @@
 """A search space the job cannot accept is refused before the first trial, in one line, with no study:
-the sweeper composes the job config at each end of every parameter's range (`preflight_check`)."""
+the sweeper composes the job config at each end of every parameter's range and runs the app's
+`preflight_check` (conf/sweeper/bohb.yaml) on it. Through the function the sweeper calls, on the real
+app's config; test_sweeper_cli.py shows the command line's side of a refusal.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from sweeps import REPO_ROOT, compose_sweep, sweeper_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+from hydra_plugins.hydra_bohb_sweeper._preflight import prepare
+from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
+
+TRAIN = REPO_ROOT / "train.py"
 
 CASES = [
     ("optimizer.lr=tag(log, interval(1e-4, 1e-1))", "optimizer.lr=0.0001 is out of range"),
@@ -20,13 +23,20 @@ CASES = [
 ]
 
 
+def prepare_train_sweep(*arguments: str, hydra_overrides: tuple[str, ...] = ()) -> None:
+    config, compose = compose_sweep(["sweeper=bohb", *hydra_overrides], app=TRAIN, config_name="train")
+    prepare(sweeper_settings(config), "train", ["sweeper=bohb", *arguments], config, compose)
+
+
 @pytest.mark.parametrize(("override", "message"), CASES)
-def test_space_the_job_refuses_fails_before_any_trial(tmp_path: Path, override: str, message: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "train.py", "-m", "sweeper=bohb", f"hydra.sweep.dir={tmp_path}", override],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
-    assert not (tmp_path / "optuna.db").exists()
+def test_space_the_job_refuses_fails_before_any_trial(override: str, message: str) -> None:
+    with pytest.raises(SweepConfigError) as refused:
+        prepare_train_sweep(override)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_the_seed_space_passes_and_composes_with_the_none_pruner() -> None:
+    """`sweeper=bohb` sets the pruner's fields; `hydra/sweeper/pruner=none` must still compose (it did
+    not once)."""
+    prepare_train_sweep()
+    prepare_train_sweep(hydra_overrides=("hydra/sweeper/pruner=none",))

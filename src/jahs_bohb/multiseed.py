@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import yaml
 
+from hydra_plugins.hydra_bohb_sweeper.names import RESULTS_FILE
 from jahs_bohb import report, tracking
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def run_sweep(out_dir: Path, overrides: list[str], log_path: Path) -> None:
 
 def budget_of(sweep_dir: Path) -> tuple[int, int]:
     """(epochs trained by the sweep, epochs of one full trial)."""
-    results = yaml.safe_load((sweep_dir / report.RESULTS_FILE).read_text())
+    results = yaml.safe_load((sweep_dir / RESULTS_FILE).read_text())
     return int(results["epochs_trained"]), int(results["budget_epochs"])
 
 

@@ -1,8 +1,9 @@
-"""One training job: config -> data, model, trainer -> fit -> the validation metric a sweeper maximises.
+"""One training job: config -> data, model, trainer -> fit -> what it achieved, as a mapping whose
+`val_acc_best` is the objective a sweeper maximises (conf/sweeper/bohb.yaml names it).
 
-Inside a BOHB sweep the job finds its Optuna trial through `optuna_trial` (see `optuna_trial.py`),
-reports the best validation accuracy after every epoch and raises `optuna.TrialPruned` when the
-pruner stops it. Outside a sweep it simply trains.
+Inside a BOHB sweep the job finds its trial through the sweeper's client API, reports the best
+validation accuracy after every epoch and raises `TrialPruned` when the pruner stops it. Outside a
+sweep it simply trains.
 """
 
 from __future__ import annotations
@@ -15,19 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytorch_lightning as pl
 import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, TQDMProgressBar
 
+from hydra_plugins.hydra_bohb_sweeper import client
 from jahs_bohb import backends
 from jahs_bohb.best_weights import BestWeights
 from jahs_bohb.classifier import ImageClassifier
 from jahs_bohb.config_checks import check_config
-from jahs_bohb.optuna_trial import TRIAL_NODE, TrialIdentity, attach
-from jahs_bohb.pruning import OptunaPruning
 from jahs_bohb.trial_run import TrialRun
 
 log = logging.getLogger(__name__)
@@ -56,19 +55,25 @@ class TrainResult:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
 
 
-def train(cfg: DictConfig, output_dir: Path | None = None) -> float:
-    """Train once; return the best validation accuracy (the sweep objective)."""
-    check_config(cfg)
-    identity = TrialIdentity.from_config(cfg.get(TRIAL_NODE))
-    trial = attach(identity) if identity is not None else None
-    output_dir = Path(output_dir) if output_dir is not None else Path.cwd()
-
+def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, ImageClassifier]:
+    """The data and the model of one job, seeded and on the configured backends (benchmarks time these)."""
     pl.seed_everything(cfg.seed, verbose=False)
     backends.configure(tf32=cfg.get("tf32", True), threads=cfg.get("torch_threads"))
     datamodule = instantiate(cfg.data)
     module = ImageClassifier(net=instantiate(cfg.model), optimizer=instantiate(cfg.optimizer))
+    return datamodule, module
 
-    pruning = OptunaPruning(trial) if trial is not None else None
+
+def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
+    """Train once; return the summary (`val_acc_best` is the sweep's objective; test_acc, n_parameters,
+    epochs, wall_time_s and device travel with it to the sweep's results and W&B)."""
+    check_config(cfg)
+    job = client.current_job()
+    trial = client.current_trial()
+    output_dir = Path(output_dir) if output_dir is not None else Path.cwd()
+
+    datamodule, module = build(cfg)
+    pruning = client.PruningCallback(trial, monitor="val/acc_best") if trial is not None else None
     best_weights = BestWeights() if cfg.evaluate_test else None
     patience = cfg.get("early_stopping_patience")
     early_stopping = EarlyStopping("val/acc", mode="max", patience=patience) if patience else None
@@ -76,7 +81,7 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> float:
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.get("progress_refresh_rate", 20)))
 
-    run = TrialRun.start(cfg, output_dir, params=trial.params if trial is not None else {}, identity=identity)
+    run = TrialRun.start(cfg, output_dir, params=trial.params if trial is not None else {}, job=job)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=run.lightning_logger or False)
     result = TrainResult(state="failed", n_parameters=module.n_parameters, device=backends.device_name())
     started = time.perf_counter()
@@ -103,7 +108,7 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> float:
         _write_result(output_dir / RESULT_FILE, result)
         run.finish(result.summary())
     if result.state == "pruned":
-        raise optuna.TrialPruned(result.reason)
+        raise client.TrialPruned(result.reason)
     log.info(
         "val_acc_best=%.4f epochs=%d params=%d time=%.1fs%s",
         result.val_acc_best,
@@ -112,7 +117,7 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> float:
         result.wall_time_s,
         f" test_acc={result.test_acc:.4f}" if result.test_acc is not None else "",
     )
-    return result.val_acc_best
+    return result.summary()
 
 
 def _write_result(path: Path, result: TrainResult) -> None:

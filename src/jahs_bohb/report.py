@@ -23,10 +23,16 @@ import numpy as np
 import optuna
 import yaml
 
-from jahs_bohb.optuna_trial import FAIL_REASON_ATTR
+from hydra_plugins.hydra_bohb_sweeper.analysis import param_importances
+from hydra_plugins.hydra_bohb_sweeper.names import (
+    FAIL_REASON_ATTR,
+    FINAL_FILE,
+    METRICS_ATTR,
+    RESULTS_FILE,
+    STORAGE_FILE,
+)
 
 States = optuna.trial.TrialState
-RESULTS_FILE, FINAL_FILE = "optimization_results.yaml", "final_evaluation.yaml"
 
 
 @dataclass
@@ -43,17 +49,19 @@ class Sweep:
         results = yaml.safe_load((directory / RESULTS_FILE).read_text())
         final_path = directory / FINAL_FILE
         final = yaml.safe_load(final_path.read_text()) if final_path.is_file() else {}
-        url = storage or f"sqlite:///{directory.resolve() / 'optuna.db'}"
+        url = storage or f"sqlite:///{directory.resolve() / STORAGE_FILE}"
         study = optuna.load_study(study_name=results["study_name"], storage=url)
         return cls(directory, study, results, final or {})
 
     def evaluation(self, role: str) -> dict[str, Any]:
-        """`incumbent` or `baseline`: the final evaluation's job result (test_acc, epochs, ...)."""
+        """`incumbent` or `baseline`: what the final evaluation's job returned (test_acc, epochs, ...)."""
         record = self.final.get(role) or {}
+        metrics = record.get("metrics") or {}
         return {
-            **record.get("result", {}),
-            "state": record.get("state"),
             "wall_time_s": record.get("wall_time_s"),
+            **metrics,
+            "val_acc_best": record.get("value"),
+            "state": record.get("state"),
         }
 
     def trials(self, *states: optuna.trial.TrialState) -> list[optuna.trial.FrozenTrial]:
@@ -83,9 +91,8 @@ class Sweep:
             if device := self.evaluation(role).get("device"):
                 return str(device)
         for trial in self.trials():
-            result = Path(trial.user_attrs.get("output_dir", "")) / "result.yaml"
-            if result.is_file():
-                return str((yaml.safe_load(result.read_text()) or {}).get("device", "unknown"))
+            if device := trial.user_attrs.get(METRICS_ATTR, {}).get("device"):
+                return str(device)
         return "unknown"
 
 
@@ -161,19 +168,6 @@ def equal_budget_rows(bohb: list[Sweep], random: list[Sweep]) -> list[str]:
 
 
 FINISHED = (States.COMPLETE, States.PRUNED, States.FAIL)
-
-
-def param_importances(study: optuna.Study) -> dict[str, float]:
-    """PED-ANOVA importances of the parameters every complete trial has; {} with too few trials."""
-    if len(study.get_trials(deepcopy=False, states=(States.COMPLETE,))) < 4:
-        return {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
-    except Exception:  # too few distinct values, constant objective, ...
-        return {}
 
 
 # ------------------------------------------------------------------------------ figures

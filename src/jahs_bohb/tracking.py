@@ -5,32 +5,12 @@ Without credentials W&B runs offline and never prompts; `mode: disabled` (or `lo
 
 from __future__ import annotations
 
-import netrc
-import os
 from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-WANDB_HOST = "api.wandb.ai"
-
-
-def has_credentials() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators(WANDB_HOST) is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return False
-
-
-def resolve_mode(mode: str) -> str:
-    """`auto`: WANDB_MODE if set, else online with credentials and offline without them."""
-    if mode != "auto":
-        return mode
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    return "online" if has_credentials() else "offline"
+from hydra_plugins.hydra_bohb_sweeper.client import wandb_mode as resolve_mode
 
 
 def init_kwargs(

@@ -11,8 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.hydra_bohb_sweeper.client import SweepJob
 from jahs_bohb import tracking
-from jahs_bohb.optuna_trial import TRIAL_NODE, TrialIdentity, redact
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,9 @@ class TrialRun:
 
     @classmethod
     def start(
-        cls, cfg: DictConfig, output_dir: Path, params: dict[str, Any], identity: TrialIdentity | None
+        cls, cfg: DictConfig, output_dir: Path, params: dict[str, Any], job: SweepJob | None
     ) -> TrialRun:
+        """`job`: this job's place in a BOHB sweep (its trial, or the final evaluation), if any."""
         wandb_cfg = (cfg.get("logger") or {}).get("wandb")
         if not wandb_cfg or tracking.resolve_mode(wandb_cfg.mode) == "disabled":
             return cls()
@@ -42,24 +43,17 @@ class TrialRun:
 
         job_config = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(job_config, dict)
-        if job_config.get(TRIAL_NODE, {}).get("storage"):
-            job_config[TRIAL_NODE]["storage"] = redact(job_config[TRIAL_NODE]["storage"])
         config: dict[str, Any] = {**params, "job": job_config}
-        study_name = (cfg.get(TRIAL_NODE) or {}).get("study_name")
-        if identity is not None:
-            name, group, job_type = f"trial-{identity.number}", identity.study_name, "trial"
-        elif study_name:  # a study's final evaluation (final/ or baseline/): grouped with its trials
-            name, group, job_type = f"{output_dir.name}-{study_name}", study_name, "final"
+        if job is not None:  # a trial or a final evaluation: grouped with the study's runs
+            run_names = job.wandb_names()
         else:
-            name, group, job_type = wandb_cfg.get("name") or output_dir.name, wandb_cfg.get("group"), "train"
+            run_names = {
+                "name": wandb_cfg.get("name") or output_dir.name,
+                "group": wandb_cfg.get("group"),
+                "job_type": "train",
+            }
         kwargs = tracking.init_kwargs(
-            wandb_cfg,
-            name=name,
-            group=group,
-            job_type=job_type,
-            config=config,
-            save_dir=wandb_dir(cfg, output_dir),
-            quiet=job_type != "train",
+            wandb_cfg, **run_names, config=config, save_dir=wandb_dir(cfg, output_dir), quiet=job is not None
         )
         save_dir = kwargs.pop("dir")
         logger = WandbLogger(save_dir=save_dir, log_model=False, **kwargs)

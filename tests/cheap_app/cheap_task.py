@@ -1,11 +1,11 @@
 """A Hydra app that 'trains' in microseconds, for end-to-end tests of the BOHB sweeper.
 
 Its learning curve rises with the epoch towards a quality set by `x`, `y` and `z`, so Hyperband has
-something to prune. Inside a sweep (`optuna_trial.number` set) it attaches to its Optuna trial, reports
-every epoch and stops with `optuna.TrialPruned` when the pruner says so, exactly like `train.py`.
-`fail=true` raises, `nan=true` returns NaN, `sleep_s` makes each epoch take that long, `chaos`
-injects a fault (SIGKILL or any exception type) into one trial. No torch, no
-files beyond Hydra's own.
+something to prune. Inside a sweep it finds its trial through the sweeper's client API, reports every
+epoch and stops with `TrialPruned` when the pruner says so, exactly like `train.py`; it returns its
+objective and a metric (`quality`) as a mapping. `fail=true` raises, `nan=true` returns NaN, `sleep_s`
+makes each epoch take that long, `chaos` injects a fault (SIGKILL or any exception type) into one
+trial. No torch, no files beyond Hydra's own.
 
     python tests/cheap_app/cheap_task.py -m hydra.sweep.dir=/tmp/sweep hydra.sweeper.n_trials=5
 """
@@ -16,21 +16,24 @@ import math
 import os
 import signal
 import time
+from typing import Any
 
 import hydra
-import optuna
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
-from jahs_bohb.optuna_trial import TrialIdentity, attach
+from hydra_plugins.hydra_bohb_sweeper import client
 
 Y_BONUS = {"a": 0.0, "b": 0.05, "c": 0.1}
 
 
 def learning_curve(x: float, y: str, z: float, epoch: int) -> float:
     """Validation 'accuracy' after `epoch` epochs: best near x=0.7, y=c, z=1; saturates with epochs."""
-    quality = 0.8 - (float(x) - 0.7) ** 2 + Y_BONUS.get(str(y), 0.0) + 0.05 * float(z)
-    return quality * (1.0 - math.exp(-epoch / 2.0))
+    return quality(x, y, z) * (1.0 - math.exp(-epoch / 2.0))
+
+
+def quality(x: float, y: str, z: float) -> float:
+    return 0.8 - (float(x) - 0.7) ** 2 + Y_BONUS.get(str(y), 0.0) + 0.05 * float(z)
 
 
 def misbehave(chaos: str) -> None:
@@ -41,25 +44,28 @@ def misbehave(chaos: str) -> None:
     raise error(f"simulated {error.__name__} in the cheap app")
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float:
+def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.fail:
         raise RuntimeError("boom")
     if cfg.nan:
-        return float("nan")
-    identity = TrialIdentity.from_config(cfg.optuna_trial)
-    trial = attach(identity) if identity is not None else None
+        return {"acc": float("nan")}
+    trial = client.current_trial()
     value = 0.0
     for epoch in range(1, cfg.max_epochs + 1):
         time.sleep(cfg.sleep_s)
-        if cfg.chaos and epoch == 2 and identity is not None and identity.number == cfg.chaos_trial:
+        if cfg.chaos and epoch == 2 and trial is not None and trial.number == cfg.chaos_trial:
             misbehave(cfg.chaos)
         value = learning_curve(cfg.x, cfg.y, cfg.z, epoch)
         if trial is not None:
             trial.report(value, epoch)
-            if epoch < cfg.max_epochs and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
-    return value
+            if trial.should_prune():
+                raise client.TrialPruned(f"pruned after epoch {epoch}")
+    return {"acc": value, "quality": quality(cfg.x, cfg.y, cfg.z), "epochs": cfg.max_epochs}
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> dict[str, Any]:
+    return run(cfg)
 
 
 if __name__ == "__main__":

@@ -5,35 +5,15 @@ from __future__ import annotations
 
 import logging
 import warnings
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import optuna
 
-from jahs_bohb.report import param_importances
+from hydra_plugins.hydra_bohb_sweeper.analysis import best_so_far, param_importances
+from hydra_plugins.hydra_bohb_sweeper.names import OBJECTIVE_ATTR
 
 log = logging.getLogger(__name__)
 States = optuna.trial.TrialState
-
-
-def best_so_far(study: optuna.Study) -> list[dict[str, Any]]:
-    """Per finished trial, in order of completion: elapsed seconds, value and the best value so far."""
-    trials = [
-        t for t in study.get_trials(deepcopy=False) if t.state == States.COMPLETE and t.datetime_complete
-    ]
-    trials.sort(key=lambda t: t.datetime_complete or datetime.min)
-    if not trials:
-        return []
-    start = min(t.datetime_start for t in study.get_trials(deepcopy=False) if t.datetime_start)
-    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
-    rows, best = [], None
-    for t in trials:
-        assert t.value is not None and t.datetime_complete is not None
-        best = t.value if best is None or sign * t.value > sign * best else best
-        elapsed = (t.datetime_complete - start).total_seconds()
-        rows.append({"trial": t.number, "elapsed_s": elapsed, "value": t.value, "best_value": best})
-    return rows
 
 
 def write_figures(study: optuna.Study, sweep_dir: Path) -> dict[str, Path]:
@@ -42,10 +22,15 @@ def write_figures(study: optuna.Study, sweep_dir: Path) -> dict[str, Path]:
     rows = best_so_far(study)
     if not rows:
         return out
-    import matplotlib
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # an optional extra: pip install hydra-bohb-sweeper[figures]
+        log.info("figures not written: matplotlib is not installed")
+        return out
+    objective = study.user_attrs.get(OBJECTIVE_ATTR) or "objective"
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     for ax, key, label in ((axes[0], "elapsed_s", "wall time (s)"), (axes[1], "trial", "trial number")):
@@ -60,7 +45,7 @@ def write_figures(study: optuna.Study, sweep_dir: Path) -> dict[str, Path]:
             label="best so far",
         )
         ax.set_xlabel(label)
-        ax.set_ylabel("objective (validation accuracy)")
+        ax.set_ylabel(objective)
         ax.grid(alpha=0.3)
     axes[0].legend(loc="lower right")
     fig.suptitle(f"{study.study_name}: best so far")

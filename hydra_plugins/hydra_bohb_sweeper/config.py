@@ -1,4 +1,10 @@
-"""The sweeper's config, registered as `hydra/sweeper: bohb` (with sampler and pruner groups)."""
+"""The sweeper's config, registered as `hydra/sweeper: bohb` (with sampler and pruner groups).
+
+With nothing set, the sweeper serves any Hydra app as the official Optuna sweeper does (its search-space
+grammar, its `optimization_results.yaml`), and prunes jobs that report per-epoch values through
+`hydra_plugins.hydra_bohb_sweeper.client`. What is specific to an app (the key of its epochs, its W&B
+settings, its report and final evaluation) is set in the app's own config.
+"""
 
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -28,7 +34,8 @@ class RandomSamplerConf:
 
 @dataclass
 class HyperbandPrunerConf:
-    """Budget in epochs: rungs at min_resource * reduction_factor**k up to max_resource."""
+    """Budget in epochs (the steps a job reports): rungs at min_resource * reduction_factor**k up to
+    max_resource."""
 
     _target_: str = "optuna.pruners.HyperbandPruner"
     min_resource: int = 1
@@ -41,37 +48,34 @@ class NopPrunerConf(HyperbandPrunerConf):
     """Never prune: every trial trains its full budget of max_resource epochs (TPE or random search
     alone). It keeps Hyperband's fields so presets that size the budget work with either pruner."""
 
-    _target_: str = "hydra_plugins.jahs_bohb_sweeper._pruners.no_pruning"
+    _target_: str = "hydra_plugins.hydra_bohb_sweeper._pruners.no_pruning"
 
 
 @dataclass
 class FinalEvaluationConf:
-    """After the search: retrain the best configuration with these overrides and test it once."""
+    """After the search: retrain the best configuration with these overrides, once."""
 
     enabled: bool = False
     overrides: list[str] = field(default_factory=list)
-    # Also train the job's default configuration (with the sweep's fixed overrides) the same way.
+    # Also run the job's default configuration (with the sweep's fixed overrides) the same way.
     baseline: bool = False
 
 
 @dataclass
 class BOHBSweeperConf:
-    _target_: str = "hydra_plugins.jahs_bohb_sweeper.bohb_sweeper.BOHBSweeper"
+    _target_: str = "hydra_plugins.hydra_bohb_sweeper.bohb_sweeper.BOHBSweeper"
     _recursive_: bool = False  # the sweeper instantiates sampler and pruner itself (and keeps their configs)
     defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "hyperband"}])
 
     sampler: Any = MISSING
     pruner: Any = MISSING
-    direction: str = "maximize"
+    direction: Any = "maximize"  # maximize | minimize
+    # What the job returns: null means a number (the objective); a key name means a mapping holding the
+    # objective under that key, whose other entries are recorded on the trial as metrics.
+    objective: Optional[str] = None
     # The study is resumed when it exists in `storage`: finished trials count towards n_trials.
-    study_name: str = "jahs-bohb"
-    # A dotted path to a function that validates the composed job config before any trial runs
-    # (bad fixed overrides fail fast, with no study created); null: no check.
-    preflight_check: Optional[str] = None
-    # A dotted path to a function (sweep_dir) -> {name: file} run at the end to write a report; null: none.
-    report: Optional[str] = None
-    # Where the job config keeps its W&B settings; the sweep's own W&B run uses them. null: no sweep run.
-    tracking_key: Optional[str] = "logger.wandb"
+    # null: the app's job name (hydra.job.name).
+    study_name: Optional[str] = None
     # Any Optuna storage URL (sqlite:///..., postgresql://..., journal:///path); null: a SQLite file
     # `optuna.db` in the sweep directory.
     storage: Optional[str] = None
@@ -81,25 +85,36 @@ class BOHBSweeperConf:
     # Seconds between heartbeats of in-flight trials (SQL storages); a trial that misses 4 is failed as
     # stale and retried once. null: no heartbeats.
     heartbeat_interval: Optional[int] = 30
-    # Epochs of a full trial, passed to the job as `budget_key`; null: the pruner's max_resource.
+    # Epochs of a full trial; null: the pruner's max_resource. Jobs read it from HYDRA_BOHB_BUDGET.
     budget: Optional[int] = None
-    budget_key: str = "trainer.max_epochs"
+    # The job config key that receives `budget` as an override (e.g. trainer.max_epochs); null: none.
+    budget_key: Optional[str] = None
     # Stop (after at least `min_trials_for_failure_rate` finished trials) once the share of failed
     # trials exceeds this.
     max_failure_rate: float = 0.5
     min_trials_for_failure_rate: int = 5
+    # A dotted path to a function that validates the composed job config before any trial runs
+    # (bad fixed overrides fail fast, with no study created); null: no check.
+    preflight_check: Optional[str] = None
+    # A dotted path to a function (sweep_dir) -> {name: file} run at the end to write a report; null: none.
+    report: Optional[str] = None
+    # Where the job config keeps its W&B settings (project, entity, mode, dir, tags, init_kwargs); the
+    # sweep's own W&B run uses them. null: no sweep run.
+    tracking_key: Optional[str] = None
     final_evaluation: FinalEvaluationConf = field(default_factory=FinalEvaluationConf)
     params: dict[str, Any] = field(default_factory=dict)
+    # child: "PARENT OP VALUE": the child parameter exists only in trials where the condition holds.
     conditions: dict[str, str] = field(default_factory=dict)
 
 
 def register() -> None:
     cs = ConfigStore.instance()
-    cs.store(group="hydra/sweeper", name="bohb", node=BOHBSweeperConf, provider="jahs_bohb")
-    cs.store(group="hydra/sweeper/sampler", name="tpe", node=TPESamplerConf, provider="jahs_bohb")
-    cs.store(group="hydra/sweeper/sampler", name="random", node=RandomSamplerConf, provider="jahs_bohb")
-    cs.store(group="hydra/sweeper/pruner", name="hyperband", node=HyperbandPrunerConf, provider="jahs_bohb")
-    cs.store(group="hydra/sweeper/pruner", name="none", node=NopPrunerConf, provider="jahs_bohb")
+    provider = "hydra-bohb-sweeper"
+    cs.store(group="hydra/sweeper", name="bohb", node=BOHBSweeperConf, provider=provider)
+    cs.store(group="hydra/sweeper/sampler", name="tpe", node=TPESamplerConf, provider=provider)
+    cs.store(group="hydra/sweeper/sampler", name="random", node=RandomSamplerConf, provider=provider)
+    cs.store(group="hydra/sweeper/pruner", name="hyperband", node=HyperbandPrunerConf, provider=provider)
+    cs.store(group="hydra/sweeper/pruner", name="none", node=NopPrunerConf, provider=provider)
 
 
 register()

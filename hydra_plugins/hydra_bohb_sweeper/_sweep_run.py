@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from jahs_bohb import tracking
-from jahs_bohb.optuna_trial import FAIL_REASON_ATTR
+from hydra_plugins.hydra_bohb_sweeper.client import wandb_mode
+from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, METRICS_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +24,29 @@ class SweepRun:
     def start(
         cls, wandb_cfg: DictConfig | None, sweep_dir: Path, study_name: str, settings: dict[str, Any]
     ) -> SweepRun:
-        if not wandb_cfg or tracking.resolve_mode(wandb_cfg.mode) == "disabled":
+        """`wandb_cfg`: the app's W&B settings (project, entity, mode, dir, tags, init_kwargs)."""
+        if not wandb_cfg or wandb_mode(wandb_cfg.get("mode")) == "disabled":
             return cls(None)
         import wandb
 
-        kwargs = tracking.init_kwargs(
-            wandb_cfg,
+        save_dir = Path(wandb_cfg.get("dir") or sweep_dir)
+        save_dir.mkdir(parents=True, exist_ok=True)
+        extra = OmegaConf.to_container(wandb_cfg.init_kwargs) if wandb_cfg.get("init_kwargs") else {}
+        run = wandb.init(
+            project=wandb_cfg.get("project"),
+            entity=wandb_cfg.get("entity"),
             name=f"sweep-{study_name}",
             group=study_name,
             job_type="sweep",
             config=settings,
-            save_dir=Path(wandb_cfg.get("dir") or sweep_dir),
-            quiet=True,
+            dir=str(save_dir),
+            mode=cast(Any, wandb_mode(wandb_cfg.get("mode"))),
+            tags=list(wandb_cfg.get("tags") or []),
+            reinit="create_new",
+            settings=wandb.Settings(silent=True),  # one hint at the end instead of W&B's banner
+            **cast(dict[str, Any], extra),
         )
-        return cls(wandb.init(**kwargs))
+        return cls(run)
 
     def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, elapsed_s: float) -> None:
         if self.run is None:
@@ -65,13 +74,16 @@ class SweepRun:
 
         try:
             trials = study.get_trials(deepcopy=False)
-            names = sorted({name for t in trials for name in t.params})
-            columns: list[Any] = ["trial", "state", "value", "epochs", *names, "fail_reason"]
+            params = sorted({name for t in trials for name in t.params})
+            metrics = sorted({name for t in trials for name in t.user_attrs.get(METRICS_ATTR, {})})
+            columns: list[Any] = ["trial", "state", "value", "epochs", *params, *metrics, "fail_reason"]
             table = wandb.Table(columns=columns)
             for t in trials:
+                returned = t.user_attrs.get(METRICS_ATTR, {})
                 table.add_data(
                     t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
-                    *(t.params.get(n) for n in names), t.user_attrs.get(FAIL_REASON_ATTR),
+                    *(t.params.get(n) for n in params), *(returned.get(m) for m in metrics),
+                    t.user_attrs.get(FAIL_REASON_ATTR),
                 )  # fmt: skip
             media: dict[str, Any] = {"trials": table}
             for name, path in figures.items():
@@ -85,9 +97,11 @@ class SweepRun:
             flat_final = {
                 f"{role}/{k}": v
                 for role, record in (results.get("final_evaluation") or {}).items()
-                for k, v in {**record, **record.get("result", {})}.items()
+                for k, v in {**record, **(record.get("metrics") or {})}.items()
             }
-            scalars = {k: v for k, v in {**results, **flat_final}.items() if not isinstance(v, (list, dict))}
+            best_metrics = {f"best/{k}": v for k, v in (results.get("best_metrics") or {}).items()}
+            merged = {**results, **flat_final, **best_metrics}
+            scalars = {k: v for k, v in merged.items() if not isinstance(v, (list, dict))}
             self.run.summary.update(scalars)
             self.run.config.update({"best_params": results.get("best_params", {})}, allow_val_change=True)
         except Exception as exc:  # a broken dashboard must never lose the sweep's results

@@ -1,7 +1,7 @@
-"""The study-wide trial budget, shared by every sweeper pointed at the same storage and study.
+"""The study-wide trial quota (`n_trials`), shared by every sweeper pointed at the same storage and study.
 
 `n_trials` counts the trials that are finished or running in the study, whoever started them, so
-several sweepers (shells, SLURM array jobs) cooperate on one global budget, and a resumed sweeper runs
+several sweepers (shells, SLURM array jobs) cooperate on one global quota, and a resumed sweeper runs
 only what is left. A sweeper records a heartbeat for each trial it has in flight; a trial whose sweeper
 died stops beating, is failed as stale by the next sweeper that looks, and its configuration is
 re-enqueued once (Optuna's RetryFailedTrialCallback), so killed work is neither lost nor counted twice.
@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import optuna
 
+from hydra_plugins.hydra_bohb_sweeper.names import SURPLUS_ATTR
+
 States = optuna.trial.TrialState
 FINISHED = (States.COMPLETE, States.PRUNED, States.FAIL)
 RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
-SURPLUS_ATTR = "surplus"  # a trial asked for when another sweeper had just taken the last slot; never run
 
 
 @dataclass(frozen=True)
@@ -29,21 +30,34 @@ class Tally:
     waiting: int  # queued retries of stale trials
 
 
-class StudyBudget:
-    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, n_trials: int) -> None:
-        self.study, self.storage, self.n_trials = study, storage, n_trials
-        self.heartbeats = getattr(storage, "get_heartbeat_interval", lambda: None)()
-        self._study_id = storage.get_study_id_from_name(study.study_name)
+class TrialQuota:
+    """`heartbeat_storage`: the study's storage opened with heartbeats on (None: no heartbeats). The
+    sweeper asks and tells through a storage without them: Optuna warns on every `ask` otherwise,
+    as its heartbeats are meant for `Study.optimize`, and here the sweeper beats for its jobs itself."""
+
+    def __init__(
+        self, study: optuna.Study, heartbeat_storage: optuna.storages.BaseStorage | None, n_trials: int
+    ) -> None:
+        self.study, self.n_trials = study, n_trials
+        self.storage = heartbeat_storage or study._storage
+        self.heartbeats = getattr(heartbeat_storage, "get_heartbeat_interval", lambda: None)()
+        # The same study seen through the heartbeat storage, for failing stale trials.
+        self._beating = (
+            optuna.load_study(study_name=study.study_name, storage=heartbeat_storage)
+            if heartbeat_storage is not None
+            else None
+        )
+        self._study_id = self.storage.get_study_id_from_name(study.study_name)
         self._in_flight: dict[int, int] = {}  # trial number -> trial id, trials this sweeper runs
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ accounting
     def tally(self) -> Tally:
-        if self.heartbeats:
+        if self._beating is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(self.study)
+                optuna.storages.fail_stale_trials(self._beating)
         trials = self.study.get_trials(deepcopy=False)
         uncounted = _uncounted(trials)
         return Tally(
@@ -110,8 +124,14 @@ class StudyBudget:
             self._thread.join()
 
 
+def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Numbers of the stale trials that were retried (their retry stands in for them)."""
+    with warnings.catch_warnings():  # `retry_history` is "experimental" since Optuna 3.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return {n for t in trials for n in RETRY.retry_history(t)}
+
+
 def _uncounted(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     """Trials that do not count towards n_trials: stale trials replaced by their retry (the retry
     counts instead), and surplus trials that were never run."""
-    replaced = {n for t in trials for n in RETRY.retry_history(t)}
-    return replaced | {t.number for t in trials if t.user_attrs.get(SURPLUS_ATTR)}
+    return retried(trials) | {t.number for t in trials if t.user_attrs.get(SURPLUS_ATTR)}

@@ -10,12 +10,12 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-import hydra_plugins.jahs_bohb_sweeper.config  # noqa: F401  (registers `hydra/sweeper: bohb`)
+import hydra_plugins.hydra_bohb_sweeper.config  # noqa: F401  (registers `hydra/sweeper: bohb`)
 
 
 class BOHBSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
-        from hydra_plugins.jahs_bohb_sweeper._loop import BOHBSweep
+        from hydra_plugins.hydra_bohb_sweeper._loop import BOHBSweep
 
         self._sweep = BOHBSweep(**settings)
 

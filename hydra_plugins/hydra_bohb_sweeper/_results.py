@@ -1,4 +1,8 @@
-"""`optimization_results.yaml` and `best_config.yaml` in the sweep directory, rewritten atomically."""
+"""`optimization_results.yaml` and `best_config.yaml` in the sweep directory, rewritten atomically.
+
+The first keys are the official Optuna sweeper's (`name`, `best_params`, `best_value`); the rest say what
+the study spent and where the best trial is.
+"""
 
 from __future__ import annotations
 
@@ -9,48 +13,63 @@ from typing import Any
 
 import optuna
 import yaml
-from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.jahs_bohb_sweeper._budget import SURPLUS_ATTR
-from jahs_bohb.optuna_trial import OUTPUT_DIR_ATTR, OVERRIDES_ATTR, TRIAL_NODE, redact
+from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._quota import retried
+from hydra_plugins.hydra_bohb_sweeper._storage import redact
 
-RESULTS_FILE = "optimization_results.yaml"
-BEST_CONFIG_FILE = "best_config.yaml"
 States = optuna.trial.TrialState
-RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
 
 
 def epochs_trained(trial: optuna.trial.FrozenTrial) -> int:
     return len(trial.intermediate_values)
 
 
+def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials, less the surplus ones that were never run."""
+    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(names.SURPLUS_ATTR)]
+
+
 def summarize(study: optuna.Study, budget: int) -> dict[str, Any]:
-    all_trials = study.get_trials(deepcopy=False)
-    surplus = [t for t in all_trials if t.user_attrs.get(SURPLUS_ATTR)]  # never run: not part of the study
-    trials = [t for t in all_trials if not t.user_attrs.get(SURPLUS_ATTR)]
+    trials = counted(study)
     count = {state: sum(t.state == state for t in trials) for state in States}
     trained = sum(epochs_trained(t) for t in trials)
     # An unpruned sweep would have trained every pruned trial to the full budget.
     unpruned = sum(budget if t.state == States.PRUNED else epochs_trained(t) for t in trials)
-    return {
+    summary = {
         "n_trials": len(trials),
         "n_complete": count[States.COMPLETE],
         "n_pruned": count[States.PRUNED],
         "n_failed": count[States.FAIL],
         "n_running": count[States.RUNNING],
-        "n_surplus": len(surplus),
+        "n_surplus": len(study.get_trials(deepcopy=False)) - len(trials),
+    }
+    if not trained:  # the jobs report no per-epoch values: nothing to count in epochs
+        return summary
+    return {
+        **summary,
         "budget_epochs": budget,
         "epochs_trained": trained,
         "epochs_unpruned": unpruned,
-        "epochs_saved_by_pruning": f"{1 - trained / unpruned:.1%}" if unpruned else "0.0%",
+        "epochs_saved_by_pruning": f"{1 - trained / unpruned:.1%}",
     }
 
 
-def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     try:
         return study.best_trial
     except ValueError:  # no complete trial yet
         return None
+
+
+def fail_reasons(study: optuna.Study) -> dict[int, str]:
+    replaced = retried(study.get_trials(deepcopy=False))
+    return {
+        t.number: t.user_attrs.get(names.FAIL_REASON_ATTR)
+        or ("stale: its sweeper stopped (retried)" if t.number in replaced else "no reason recorded")
+        for t in counted(study)
+        if t.state == States.FAIL
+    }
 
 
 def write(
@@ -61,7 +80,7 @@ def write(
     stop_reason: str | None = None,
     final: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    best = _best(study)
+    best = best_trial(study)
     results: dict[str, Any] = {
         "name": "optuna",
         "best_params": dict(best.params) if best else {},
@@ -75,46 +94,35 @@ def write(
     if stop_reason:
         results["stopped"] = stop_reason
     if best is not None:
-        overrides = [o for o in best.user_attrs.get(OVERRIDES_ATTR, []) if not o.startswith("sweeper=")]
+        if metrics := best.user_attrs.get(names.METRICS_ATTR):
+            results["best_metrics"] = metrics
+        overrides = best.user_attrs.get(names.OVERRIDES_ATTR, [])
         results["best_overrides"] = overrides
-        script = Path(sys.argv[0]).name or "train.py"
+        script = Path(sys.argv[0]).name or "app.py"
         results["retrain_command"] = f"python {script} " + " ".join(shlex.quote(o) for o in overrides)
-        best_config = _write_best_config(best, sweep_dir)
-        if best_config is not None:
+        if (best_config := _write_best_config(best, sweep_dir, script)) is not None:
             results["best_config"] = str(best_config)
-    retried = {n for t in study.get_trials(deepcopy=False) for n in RETRY.retry_history(t)}
-    failures = {
-        t.number: t.user_attrs.get("fail_reason")
-        or ("stale: its sweeper stopped (retried)" if t.number in retried else "no reason recorded")
-        for t in study.get_trials(deepcopy=False, states=(States.FAIL,))
-        if not t.user_attrs.get(SURPLUS_ATTR)
-    }
-    if failures:
+    if failures := fail_reasons(study):
         results["fail_reasons"] = failures
     if final is not None:
         results["final_evaluation"] = {
             role: {k: v for k, v in record.items() if k != "overrides"} for role, record in final.items()
         }
-    path = sweep_dir / RESULTS_FILE
-    _atomic_write(path, yaml.safe_dump(results, sort_keys=False))
+    _atomic_write(sweep_dir / names.RESULTS_FILE, yaml.safe_dump(results, sort_keys=False))
     return results
 
 
-def _write_best_config(best: optuna.trial.FrozenTrial, sweep_dir: Path) -> Path | None:
-    """The best trial's full job config, detached from its trial, for `--config-name best_config`."""
-    output_dir = best.user_attrs.get(OUTPUT_DIR_ATTR)
+def _write_best_config(best: optuna.trial.FrozenTrial, sweep_dir: Path, script: str) -> Path | None:
+    """The best trial's full job config (Hydra's saved copy), for `--config-name best_config`."""
+    output_dir = best.user_attrs.get(names.OUTPUT_DIR_ATTR)
     source = Path(output_dir) / ".hydra" / "config.yaml" if output_dir else None
     if source is None or not source.is_file():
         return None
-    cfg = OmegaConf.load(source)
-    assert isinstance(cfg, DictConfig)
-    cfg[TRIAL_NODE] = {"study_name": None, "storage": None, "number": None}
-    path = sweep_dir / BEST_CONFIG_FILE
-    _atomic_write(
-        path,
-        "# The best trial's job config: python train.py --config-dir "
-        f"{sweep_dir} --config-name best_config\n" + OmegaConf.to_yaml(cfg),
+    path = sweep_dir / names.BEST_CONFIG_FILE
+    header = (
+        f"# The best trial's job config: python {script} --config-dir {sweep_dir} --config-name best_config\n"
     )
+    _atomic_write(path, header + source.read_text())
     return path
 
 

@@ -1,18 +1,19 @@
-"""A Lightning callback that reports each epoch to an Optuna trial and stops training when pruned.
+"""A Lightning callback that reports each epoch to the sweep's trial and stops training when pruned.
 
-optuna-integration's callback targets the `lightning` package; this one is for `pytorch_lightning`.
-It stops the trainer instead of raising inside the fit loop, so loggers and teardown finish cleanly;
-the caller raises `optuna.TrialPruned` after `fit` returns.
+Used as `client.PruningCallback` (imported from there, lazily, so the client stays free of Lightning).
+It stops the trainer instead of raising inside the fit loop, so loggers and teardown finish cleanly; the
+job raises `client.TrialPruned` after `fit` returns when `pruned_at_epoch` is set.
 """
 
 from __future__ import annotations
 
-import optuna
 import pytorch_lightning as pl
 
+from hydra_plugins.hydra_bohb_sweeper.client import SweepTrial
 
-class OptunaPruning(pl.Callback):
-    def __init__(self, trial: optuna.Trial, monitor: str = "val/acc_best") -> None:
+
+class PruningCallback(pl.Callback):
+    def __init__(self, trial: SweepTrial, monitor: str) -> None:
         self.trial = trial
         self.monitor = monitor
         self.pruned_at_epoch: int | None = None
@@ -25,7 +26,6 @@ class OptunaPruning(pl.Callback):
             raise KeyError(f"pruning metric {self.monitor!r} was not logged in validation")
         epoch = trainer.current_epoch + 1  # the budget spent so far, in epochs
         self.trial.report(float(value), step=epoch)
-        # A trial that has trained its full budget is complete, whatever its rank.
         final_epoch = trainer.max_epochs is not None and epoch >= trainer.max_epochs
         if not final_epoch and self.trial.should_prune():
             self.pruned_at_epoch = epoch

@@ -7,9 +7,9 @@ import time
 
 import optuna
 
-from jahs_bohb.optuna_trial import FAIL_REASON_ATTR
+from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR
 
-log = logging.getLogger("hydra_plugins.jahs_bohb_sweeper._loop")  # the sweep's own log lines
+log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._loop")  # the sweep's own log lines
 
 
 class Progress:
@@ -18,6 +18,7 @@ class Progress:
     def __init__(self, n_trials: int, done: int, budget: int) -> None:
         self.n_trials, self.done, self.budget = n_trials, done, budget
         self.started = time.monotonic()
+        self.jobs_report = False  # whether the jobs report per-epoch values (the epochs column)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -32,10 +33,11 @@ class Progress:
         value_text = f"{trial.value:.4f}" if trial.value is not None else "-"
         elapsed = self.elapsed()
         percent = 100 * self.done / self.n_trials
+        self.jobs_report = self.jobs_report or bool(trial.intermediate_values)
+        epochs = f"{len(trial.intermediate_values):>3d}/{self.budget} epochs  " if self.jobs_report else ""
         line = (
             f"[{self.done:>{len(str(self.n_trials))}}/{self.n_trials} {percent:3.0f}%] "
-            f"trial {trial.number:<3d} {trial.state.name:<8s} "
-            f"{len(trial.intermediate_values):>3d}/{self.budget} epochs  "
+            f"trial {trial.number:<3d} {trial.state.name:<8s} {epochs}"
             f"value {value_text}  {best_text}  elapsed {_clock(elapsed)}"
         )
         reason = trial.user_attrs.get(FAIL_REASON_ATTR)

@@ -1,0 +1,81 @@
+"""A finished Hydra job as an Optuna trial state: complete with a value (and metrics), pruned, or failed
+with a reason.
+
+A job returns a number (the objective) or, when `hydra.sweeper.objective` names a key, a mapping holding
+the objective under that key; the mapping's other scalar entries are the trial's metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from hydra.core.utils import JobReturn, JobStatus
+
+States = optuna.trial.TrialState
+
+
+@dataclass
+class Outcome:
+    state: optuna.trial.TrialState
+    value: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+def outcome_of(ret: JobReturn, objective: str | None) -> Outcome:
+    """Map a finished Hydra job to an Optuna trial state; pruning arrives as `optuna.TrialPruned`."""
+    # `_return_value`, not `return_value`: the property prints "Error executing job" for every pruned trial.
+    returned = ret._return_value
+    if ret.status != JobStatus.COMPLETED:
+        if isinstance(returned, optuna.TrialPruned):
+            return Outcome(States.PRUNED)
+        return Outcome(States.FAIL, reason=one_line(returned))
+    return outcome_of_value(returned, objective)
+
+
+def outcome_of_value(returned: Any, objective: str | None) -> Outcome:
+    """The outcome of a job that returned `returned` (a number, or a mapping with the `objective` key)."""
+    metrics: dict[str, Any] = {}
+    if isinstance(returned, Mapping):
+        if objective is None:
+            return Outcome(
+                States.FAIL,
+                reason=f"job returned a mapping ({', '.join(map(str, returned))}); set "
+                "hydra.sweeper.objective to the key to optimise",
+            )
+        if objective not in returned:
+            return Outcome(
+                States.FAIL,
+                reason=f"job returned no {objective!r} (hydra.sweeper.objective); "
+                f"it returned {', '.join(map(str, returned)) or 'an empty mapping'}",
+            )
+        metrics = scalar_metrics({k: v for k, v in returned.items() if k != objective})
+        returned = returned[objective]
+    try:
+        value = float(returned)
+    except (TypeError, ValueError):
+        return Outcome(States.FAIL, metrics=metrics, reason=f"job returned {returned!r}, not a number")
+    if not math.isfinite(value):
+        return Outcome(States.FAIL, metrics=metrics, reason=f"job returned {value}")
+    return Outcome(States.COMPLETE, value=value, metrics=metrics)
+
+
+def scalar_metrics(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    """Entries that a study, a YAML file and W&B all store as they are: numbers, strings, booleans.
+    Numpy and torch scalars become Python numbers; other values (lists, tensors) are left out."""
+    kept: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+            value = value.item()
+        if value is None or isinstance(value, (bool, int, float, str)):
+            kept[str(key)] = value
+    return kept
+
+
+def one_line(exc: BaseException | Any, limit: int = 500) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text}"[:limit]

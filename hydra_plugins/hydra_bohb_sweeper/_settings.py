@@ -1,0 +1,137 @@
+"""The sweeper's settings (`hydra.sweeper.*`), checked once before anything runs.
+
+Every bad value is refused with one line that names the key and how to fix it (`SweepConfigError`),
+before a study exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+
+class SweepConfigError(ValueError):
+    """Bad sweeper settings or search space: reported in one line before any study is created."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    sampler: dict[str, Any]  # `_target_` configs, instantiated when the study is opened
+    pruner: dict[str, Any]
+    direction: str
+    objective: str | None
+    study_name: str
+    storage: str | None
+    n_trials: int
+    n_jobs: int
+    heartbeat_interval: int | None
+    budget: int  # epochs of a full trial
+    budget_key: str | None
+    max_failure_rate: float
+    min_trials_for_failure_rate: int
+    preflight_check: str | None
+    report: str | None
+    tracking_key: str | None
+    final_evaluation: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    conditions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def final_evaluation_enabled(self) -> bool:
+        return bool(self.final_evaluation.get("enabled"))
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node if node is not None else {}
+
+
+def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
+    """The sweeper's settings as given to its constructor, checked; `job_name` names the study when
+    `study_name` is null."""
+    get = raw.get
+    n_trials, n_jobs = get("n_trials", 20), get("n_jobs", 1)
+    if not isinstance(n_trials, int) or n_trials <= 0:
+        raise SweepConfigError(f"hydra.sweeper.n_trials={n_trials} must be a positive integer")
+    if not isinstance(n_jobs, int) or n_jobs <= 0:
+        raise SweepConfigError(f"hydra.sweeper.n_jobs={n_jobs} must be a positive integer")
+    direction = get("direction", "maximize")
+    if direction not in ("maximize", "minimize"):
+        raise SweepConfigError(f"hydra.sweeper.direction={direction} must be maximize or minimize")
+    max_failure_rate = get("max_failure_rate", 0.5)
+    if not 0.0 <= max_failure_rate <= 1.0:
+        raise SweepConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate} must be in [0, 1]")
+    heartbeat = get("heartbeat_interval")
+    if heartbeat is not None and (not isinstance(heartbeat, int) or heartbeat < 1):
+        raise SweepConfigError(
+            f"hydra.sweeper.heartbeat_interval={heartbeat} must be a whole number of seconds >= 1, or null"
+        )
+    sampler, pruner = (
+        cast(dict[str, Any], _plain(get("sampler"))),
+        cast(dict[str, Any], _plain(get("pruner"))),
+    )
+    budget = _check_pruner(pruner, get("budget"))
+    for key in ("preflight_check", "report"):
+        _check_importable(key, get(key), "give a function's dotted path or null")
+    for name, node, example in (("sampler", sampler, "tpe"), ("pruner", pruner, "hyperband")):
+        _check_importable(
+            f"{name}._target_", node.get("_target_"), f"use e.g. hydra/sweeper/{name}={example}"
+        )
+    return Settings(
+        sampler=sampler,
+        pruner=pruner,
+        direction=direction,
+        objective=get("objective"),
+        study_name=get("study_name") or job_name,
+        storage=get("storage"),
+        n_trials=n_trials,
+        n_jobs=n_jobs,
+        heartbeat_interval=heartbeat,
+        budget=budget,
+        budget_key=get("budget_key"),
+        max_failure_rate=float(max_failure_rate),
+        min_trials_for_failure_rate=int(get("min_trials_for_failure_rate", 5)),
+        preflight_check=get("preflight_check"),
+        report=get("report"),
+        tracking_key=get("tracking_key"),
+        final_evaluation=cast(dict[str, Any], _plain(get("final_evaluation"))),
+        params=cast(dict[str, Any], _plain(get("params"))),
+        conditions=cast(dict[str, str], _plain(get("conditions"))),
+    )
+
+
+def _check_pruner(pruner: Mapping[str, Any], budget: Any) -> int:
+    """Hyperband's resources are epochs; returns the budget (epochs of a full trial)."""
+    low, high, eta = (pruner.get(k) for k in ("min_resource", "max_resource", "reduction_factor"))
+    if high is not None:
+        if not isinstance(high, int) or not isinstance(low, int) or low < 1:
+            raise SweepConfigError(
+                f"hydra.sweeper.pruner: min_resource={low} and max_resource={high} "
+                "must be integers >= 1 (epochs)"
+            )
+        if high < low:
+            raise SweepConfigError(
+                f"hydra.sweeper.pruner.max_resource={high} is below min_resource={low}; raise max_resource"
+            )
+    if eta is not None and (not isinstance(eta, int) or eta < 2):
+        raise SweepConfigError(f"hydra.sweeper.pruner.reduction_factor={eta} must be an integer >= 2")
+    budget = budget if budget is not None else high
+    if not isinstance(budget, int) or budget < 1:
+        raise SweepConfigError(
+            "hydra.sweeper.budget must be a positive number of epochs when the pruner has no max_resource"
+        )
+    return budget
+
+
+def _check_importable(key: str, path: str | None, hint: str) -> None:
+    if not path:
+        return
+    try:
+        get_method(path)
+    except Exception:
+        raise SweepConfigError(f"hydra.sweeper.{key}={path} cannot be imported; {hint}") from None

@@ -1,0 +1,90 @@
+"""Opening (or resuming) the sweep's study, and keeping its storage password out of every file.
+
+A resumed study keeps its trials; the sampler's seed is offset by the trials it already has, so the
+first run's proposals are not replayed, and a study may not change its direction.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, cast
+
+import optuna
+from hydra.utils import instantiate
+from omegaconf import DictConfig, flag_override
+
+from hydra_plugins.hydra_bohb_sweeper._preflight import first_line
+from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._storage import (
+    count_trials,
+    has_password,
+    is_journal,
+    open_storage,
+    redact,
+)
+from hydra_plugins.hydra_bohb_sweeper.names import ENV_STORAGE_SECRET, PRUNER_ATTR, STORAGE_FILE
+
+
+def storage_url(settings: Settings, sweep_dir: Path) -> str:
+    return settings.storage or f"sqlite:///{sweep_dir.resolve() / STORAGE_FILE}"
+
+
+def open_study(settings: Settings, url: str) -> tuple[optuna.Study, optuna.storages.BaseStorage | None]:
+    """The study, and its storage opened with heartbeats on (SQL storages with heartbeat_interval)."""
+    heartbeat = settings.heartbeat_interval if "://" in url and not is_journal(url) else None
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        storage = open_storage(url)
+        heartbeat_storage = open_storage(url, heartbeat_interval=heartbeat) if heartbeat else None
+        existing = count_trials(storage, settings.study_name)
+    except Exception as exc:
+        raise SweepConfigError(
+            f"hydra.sweeper.storage={redact(url)} cannot be opened: {redact(first_line(exc))}"
+        ) from None
+    sampler_args = {}
+    if existing and settings.sampler.get("seed") is not None:
+        sampler_args["seed"] = int(settings.sampler["seed"]) + existing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            sampler = instantiate(settings.sampler, **sampler_args)
+            pruner = instantiate(settings.pruner)
+        except Exception as exc:
+            raise SweepConfigError(f"hydra.sweeper sampler/pruner: {first_line(exc)}") from None
+        study = optuna.create_study(
+            study_name=settings.study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction=cast(Any, settings.direction),
+            load_if_exists=True,
+        )
+    if study.direction.name.lower() != settings.direction:
+        raise SweepConfigError(
+            f"study {settings.study_name!r} in {redact(url)} was created to {study.direction.name.lower()}; "
+            f"hydra.sweeper.direction={settings.direction} cannot change that: use another study_name"
+        )
+    # Jobs build the same pruner from the study, so they prune as this sweeper would decide.
+    study.set_user_attr(PRUNER_ATTR, settings.pruner)
+    return study, heartbeat_storage
+
+
+def keep_password_out_of_files(config: DictConfig, storage: str | None) -> None:
+    """Jobs, logs and saved configs get the storage URL with its password redacted; the real one
+    travels to the jobs in the environment (see `_storage.resolve_url`)."""
+    if not has_password(storage):
+        return
+    assert storage is not None
+    os.environ[ENV_STORAGE_SECRET] = storage
+    shown = str(redact(storage))
+    # W&B records the command line of runs started in this process (the basic launcher's jobs).
+    sys.argv[:] = [arg.replace(storage, shown) for arg in sys.argv]
+    hydra_cfg = config.hydra
+    with flag_override(hydra_cfg, ["readonly", "struct"], False):
+        if hydra_cfg.sweeper.get("storage") == storage:
+            hydra_cfg.sweeper.storage = shown
+        hydra_cfg.overrides.hydra = [o.replace(storage, shown) for o in hydra_cfg.overrides.hydra]

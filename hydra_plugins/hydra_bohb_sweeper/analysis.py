@@ -1,0 +1,51 @@
+"""Reading a study back: best-so-far curves and parameter importances, for the sweep's figures and for
+reports written by apps. Optuna is imported when a function is called (Hydra's plugin scan imports this
+module at every start).
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def best_so_far(study: optuna.Study) -> list[dict[str, Any]]:
+    """Per complete trial, in order of completion: seconds since the study's first trial started, its
+    value and the best value so far."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    trials = [
+        t for t in study.get_trials(deepcopy=False) if t.state == states.COMPLETE and t.datetime_complete
+    ]
+    trials.sort(key=lambda t: t.datetime_complete or datetime.min)
+    if not trials:
+        return []
+    start = min(t.datetime_start for t in study.get_trials(deepcopy=False) if t.datetime_start)
+    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    rows, best = [], None
+    for t in trials:
+        assert t.value is not None and t.datetime_complete is not None
+        best = t.value if best is None or sign * t.value > sign * best else best
+        elapsed = (t.datetime_complete - start).total_seconds()
+        rows.append({"trial": t.number, "elapsed_s": elapsed, "value": t.value, "best_value": best})
+    return rows
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """PED-ANOVA importances of the parameters every complete trial has; {} with too few trials."""
+    import optuna
+
+    if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 4:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+    except Exception:  # too few distinct values, constant objective, ...
+        return {}

@@ -1,0 +1,199 @@
+"""Running sweeps from tests: in this process (the real Hydra multirun with the basic launcher, as
+`python app.py -m` does it, minus the interpreter start-up) or as the real command line.
+
+In-process sweeps call the same sweeper, launcher and job code as the command line; only what needs
+its own process (other launchers, killed sweepers, plugin discovery) runs as a subprocess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import optuna
+import yaml
+from hydra._internal.hydra import Hydra
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+from hydra_plugins.hydra_bohb_sweeper.names import RESULTS_FILE, STORAGE_FILE
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHEAP_APP = REPO_ROOT / "tests" / "cheap_app" / "cheap_task.py"
+TIMEOUT_S = 300
+States = optuna.trial.TrialState
+
+
+def load_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cheap_task = load_module(CHEAP_APP)
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A fresh directory, on /dev/shm where there is one: SQLite commits there are several times faster
+    than on disk."""
+    shm = Path("/dev/shm")
+    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
+def storage_url(sweep_dir: Path) -> str:
+    return f"sqlite:///{sweep_dir.resolve() / STORAGE_FILE}"
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+@dataclass
+class Sweep:
+    """One `-m` run and what it left in its sweep directory."""
+
+    sweep_dir: Path
+    returncode: int
+    stdout: str
+    stderr: str
+    study_name: str = "cheap"
+    trials: list[optuna.trial.FrozenTrial] = field(default_factory=list)
+    results: dict[str, Any] | None = None
+
+    def read_back(self) -> Sweep:
+        if (self.sweep_dir / STORAGE_FILE).is_file():
+            study = optuna.load_study(study_name=self.study_name, storage=storage_url(self.sweep_dir))
+            self.trials = study.get_trials()
+        path = self.sweep_dir / RESULTS_FILE
+        self.results = yaml.safe_load(path.read_text()) if path.is_file() else None
+        return self
+
+    @property
+    def has_db(self) -> bool:
+        return (self.sweep_dir / STORAGE_FILE).exists()
+
+    def of_state(self, state: optuna.trial.TrialState) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in self.trials if t.state == state]
+
+    def assert_ok(self) -> None:
+        assert self.returncode == 0, self.stderr[-3000:]
+        assert not error_lines(self.stderr)
+        assert "Traceback" not in self.stderr
+        assert self.results is not None
+
+
+@contextlib.contextmanager
+def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        yield out, err
+
+
+def sweep_in_process(
+    sweep_dir: Path,
+    *overrides: str,
+    task: Callable[[DictConfig], Any] | None = None,
+    app: Path = CHEAP_APP,
+    config_name: str = "config",
+    study_name: str = "cheap",
+) -> Sweep:
+    """`python <app> -m <overrides>` in this process: Hydra's multirun with the app's config and `task`
+    (default: the cheap app's `run`). A sweep that exits (an `error:` line) gets its exit code."""
+    GlobalHydra.instance().clear()
+    hydra_app = Hydra.create_main_hydra_file_or_module(
+        calling_file=str(app), calling_module=None, config_path="conf", job_name=app.stem
+    )
+    returncode = 0
+    with _captured() as (out, err):
+        try:
+            hydra_app.multirun(
+                config_name=config_name,
+                task_function=task or cheap_task.run,
+                overrides=[*overrides, f"hydra.sweep.dir={sweep_dir}"],
+                with_log_configuration=False,
+            )
+        except SystemExit as exc:
+            returncode = int(exc.code or 0)
+        finally:
+            GlobalHydra.instance().clear()
+    return Sweep(sweep_dir, returncode, out.getvalue(), err.getvalue(), study_name).read_back()
+
+
+def app_env(**extra: str) -> dict[str, str]:
+    """The installed project and nothing from the checkout on the path: apps find the plugin the way
+    any user's app does."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYDRA_FULL_ERROR")}
+    return {**env, **extra}
+
+
+def sweep_cli(
+    sweep_dir: Path,
+    *overrides: str,
+    script: Path | str = CHEAP_APP,
+    cwd: Path = REPO_ROOT,
+    env: dict[str, str] | None = None,
+    study_name: str = "cheap",
+    timeout: int = TIMEOUT_S,
+) -> Sweep:
+    """The real command line: `python <script> -m hydra.sweep.dir=<sweep_dir> <overrides>`."""
+    proc = subprocess.run(
+        [sys.executable, str(script), "-m", f"hydra.sweep.dir={sweep_dir}", *overrides],
+        cwd=cwd,
+        env=env or app_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Sweep(sweep_dir, proc.returncode, proc.stdout, proc.stderr, study_name).read_back()
+
+
+def progress_lines(text: str) -> list[str]:
+    """The sweeper's one line per finished trial."""
+    return [line for line in text.splitlines() if "] trial " in line and "%]" in line]
+
+
+def launched(sweep: Sweep) -> int:
+    return sum(1 for t in sweep.trials if t.user_attrs.get("output_dir"))
+
+
+def compose_sweep(
+    overrides: Sequence[str], app: Path = CHEAP_APP, config_name: str = "config"
+) -> tuple[DictConfig, Callable[[Sequence[str]], DictConfig]]:
+    """The app's config as the sweeper receives it (hydra node included), and the function that composes
+    a job's config from it, as the sweeper's preflight does."""
+    GlobalHydra.instance().clear()
+    hydra_app = Hydra.create_main_hydra_file_or_module(
+        calling_file=str(app), calling_module=None, config_path="conf", job_name=app.stem
+    )
+    from hydra.types import RunMode
+
+    config = hydra_app.compose_config(
+        config_name=config_name,
+        overrides=list(overrides),
+        run_mode=RunMode.MULTIRUN,
+        with_log_configuration=False,
+    )
+    loader = hydra_app.config_loader
+
+    def compose(job_overrides: Sequence[str]) -> DictConfig:
+        return loader.load_sweep_config(config, list(job_overrides))
+
+    return config, compose
+
+
+def sweeper_settings(config: DictConfig) -> dict[str, Any]:
+    """The keyword arguments Hydra passes to the sweeper's constructor."""
+    return {k: v for k, v in config.hydra.sweeper.items() if not str(k).startswith("_")}

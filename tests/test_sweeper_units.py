@@ -1,0 +1,274 @@
+"""The sweeper's parts, one at a time, on real Optuna studies (in memory or SQLite): settings, what a job
+returns, the overrides and identity a job receives, the trial quota shared by sweepers, the results
+file, and the client API a job uses."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from hydra_plugins.hydra_bohb_sweeper import _results, client, names
+from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides, is_identity, merge
+from hydra_plugins.hydra_bohb_sweeper._outcome import outcome_of_value
+from hydra_plugins.hydra_bohb_sweeper._quota import TrialQuota
+from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError, check_settings
+from hydra_plugins.hydra_bohb_sweeper._storage import has_password, redact, resolve_url
+from hydra_plugins.hydra_bohb_sweeper.config import BOHBSweeperConf
+
+States = optuna.trial.TrialState
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+HYPERBAND = {"_target_": "optuna.pruners.HyperbandPruner", "min_resource": 1, "max_resource": 9}
+TPE = {"_target_": "optuna.samplers.TPESampler", "seed": 0}
+
+
+def settings(**changes: Any) -> dict[str, Any]:
+    """The constructor arguments of a sweeper with the official defaults, changed where given."""
+    conf = OmegaConf.to_container(OmegaConf.structured(BOHBSweeperConf), throw_on_missing=False)
+    assert isinstance(conf, dict)
+    defaults = {str(k): v for k, v in conf.items() if not str(k).startswith("_")}
+    return {**defaults, "sampler": TPE, "pruner": HYPERBAND, **changes}
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def test_defaults_serve_any_app() -> None:
+    checked = check_settings(settings(), job_name="toy")
+    assert checked.study_name == "toy"  # null: the app's job name
+    assert checked.budget == 9  # the pruner's max_resource
+    assert checked.budget_key is None and checked.tracking_key is None and checked.objective is None
+    assert checked.report is None and checked.preflight_check is None
+    assert not checked.final_evaluation_enabled
+    assert checked.n_trials == 20 and checked.direction == "maximize"
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"n_trials": -1}, "n_trials=-1 must be a positive integer"),
+        ({"budget": 0}, "hydra.sweeper.budget"),
+        ({"pruner": {**HYPERBAND, "min_resource": 0}}, "min_resource=0"),
+        ({"sampler": {"_target_": "optuna.samplers.NoSuch"}}, "sampler._target_=optuna.samplers.NoSuch"),
+    ],
+)
+def test_bad_settings_are_refused_in_one_line(changes: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(SweepConfigError) as refused:
+        check_settings(settings(**changes), job_name="toy")
+    assert fragment in str(refused.value) and "\n" not in str(refused.value)
+
+
+# --- what a job returns ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("returned", "objective", "state", "value", "metrics", "reason"),
+    [
+        (0.5, None, States.COMPLETE, 0.5, {}, None),
+        (np.float32(0.25), None, States.COMPLETE, 0.25, {}, None),
+        (float("nan"), None, States.FAIL, None, {}, "job returned nan"),
+        ("high", None, States.FAIL, None, {}, "job returned 'high', not a number"),
+        (
+            {"acc": 0.9, "n_parameters": np.int64(1200), "device": "cpu", "history": [1, 2]},
+            "acc", States.COMPLETE, 0.9, {"n_parameters": 1200, "device": "cpu"}, None,
+        ),
+        ({"acc": float("inf"), "epochs": 3}, "acc", States.FAIL, None, {"epochs": 3}, "job returned inf"),
+        ({"acc": 0.9}, None, States.FAIL, None, {}, "job returned a mapping (acc); set hydra.sweeper"),
+        ({"loss": 0.1}, "acc", States.FAIL, None, {}, "job returned no 'acc' (hydra.sweeper.objective)"),
+    ],
+)  # fmt: skip
+def test_a_return_value_becomes_an_outcome(
+    returned: Any, objective: str | None, state: Any, value: float | None, metrics: dict, reason: str | None
+) -> None:
+    outcome = outcome_of_value(returned, objective)
+    assert (outcome.state, outcome.value, outcome.metrics) == (state, value, metrics)
+    assert (outcome.reason is None) == (reason is None)
+    if reason is not None:
+        assert outcome.reason is not None and outcome.reason.startswith(reason)
+
+
+# --- what a job receives --------------------------------------------------------------------------
+
+
+def test_identity_travels_as_environment_that_hydra_parses_back_to_strings() -> None:
+    storage = "postgresql://user:***@db-host:5432/optuna?sslmode=require"
+    overrides = identity_overrides("my study's name", storage, names.TRIAL, 27, trial_number=3)
+    assert all(is_identity(o) for o in overrides)
+    parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(overrides)}
+    assert parsed == {
+        f"hydra.job.env_set.{names.ENV_STUDY}": "my study's name",
+        f"hydra.job.env_set.{names.ENV_STORAGE}": storage,
+        f"hydra.job.env_set.{names.ENV_ROLE}": "trial",
+        f"hydra.job.env_set.{names.ENV_BUDGET}": "27",
+        f"hydra.job.env_set.{names.ENV_TRIAL}": "3",
+    }
+    # An evaluation after the search has no trial.
+    assert not any(names.ENV_TRIAL in o for o in identity_overrides("s", "sqlite:///x.db", names.FINAL, 27))
+
+
+def test_merge_lets_later_overrides_win_key_by_key() -> None:
+    base = ["model.lr=0.1", "+extra=1", "trainer.max_epochs=9", "data.flip=true"]
+    assert merge(base, ["trainer.max_epochs=50", "++extra=2", "evaluate_test=true"]) == [
+        "model.lr=0.1", "data.flip=true", "trainer.max_epochs=50", "++extra=2", "evaluate_test=true",
+    ]  # fmt: skip
+
+
+def test_passwords_are_redacted_and_restored_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql://jahs:s3cr:et/x@127.0.0.1:5432/db"
+    shown = redact(url)
+    assert shown == "postgresql://jahs:***@127.0.0.1:5432/db"
+    assert has_password(url) and not has_password(shown)
+    monkeypatch.delenv(names.ENV_STORAGE_SECRET, raising=False)
+    with pytest.raises(ValueError, match=names.ENV_STORAGE_SECRET):
+        resolve_url(str(shown))
+    monkeypatch.setenv(names.ENV_STORAGE_SECRET, url)
+    assert resolve_url(str(shown)) == url
+
+
+# --- the trial quota ------------------------------------------------------------------------------
+
+
+def study_with(states: list[Any], n_trials: int) -> tuple[optuna.Study, TrialQuota]:
+    study = optuna.create_study(study_name="quota")
+    for state in states:
+        trial = study.ask()
+        if state != States.RUNNING:
+            study.tell(trial, 1.0 if state == States.COMPLETE else None, state=state)
+    return study, TrialQuota(study, None, n_trials)
+
+
+def test_the_quota_counts_finished_and_running_trials_of_every_sweeper() -> None:
+    _, quota = study_with([States.COMPLETE, States.PRUNED, States.FAIL], n_trials=5)
+    assert quota.claim() == "run"
+    _, quota = study_with([States.COMPLETE, States.PRUNED, States.RUNNING, States.RUNNING], n_trials=4)
+    tally = quota.tally()
+    assert (tally.finished, tally.running, tally.waiting) == (2, 2, 0)
+    assert quota.claim() == "stop"  # the last two slots run elsewhere; no heartbeats, nothing to wait for
+
+
+def test_when_sweepers_race_for_the_last_slot_the_trial_numbers_decide() -> None:
+    study, quota = study_with([States.COMPLETE, States.COMPLETE], n_trials=3)
+    first, second = study.ask(), study.ask()  # two sweepers asked at once for the third slot
+    assert not quota.is_surplus(first) and quota.is_surplus(second)
+    second.set_user_attr(names.SURPLUS_ATTR, True)
+    study.tell(second, state=States.FAIL)
+    study.tell(first, 0.5)
+    assert quota.tally().finished == 3 and quota.claim() == "stop"
+    assert _results.summarize(study, budget=9)["n_trials"] == 3
+
+
+def test_a_retried_stale_trial_is_replaced_by_its_retry(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        beating = optuna.storages.RDBStorage(  # as `open_storage` makes it, with a one-second grace
+            url,
+            heartbeat_interval=1,
+            grace_period=1,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
+    study = optuna.create_study(study_name="stale", storage=url)
+    stale = study.ask()
+    stale.suggest_float("x", 0, 1)
+    beating.record_heartbeat(stale._trial_id)  # the sweeper that ran it dies now
+    time.sleep(2.2)
+    quota = TrialQuota(study, beating, n_trials=1)
+    tally = quota.tally()  # fails the stale trial and enqueues its configuration once more
+    assert (tally.finished, tally.waiting) == (0, 1)  # the stale trial is not counted: its retry is
+    assert quota.claim() == "run"  # the retry stands in for the stale trial
+    retry = study.ask()
+    assert study.trials[0].state == States.FAIL
+    assert retry.suggest_float("x", 0, 1) == stale.params["x"]  # the same configuration
+    study.tell(retry, 0.7)
+    assert quota.tally().finished == 1 and quota.claim() == "stop"
+    assert _results.fail_reasons(study) == {0: "stale: its sweeper stopped (retried)"}
+
+
+# --- the results file -----------------------------------------------------------------------------
+
+
+def test_results_hold_the_official_keys_the_best_metrics_and_the_epochs_spent(tmp_path: Path) -> None:
+    study = optuna.create_study(study_name="results", direction="minimize")
+    for x, epochs, state in ((0.3, 9, States.COMPLETE), (0.1, 9, States.COMPLETE), (0.8, 1, States.PRUNED)):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        for epoch in range(1, epochs + 1):
+            trial.report(x, epoch)
+        trial.set_user_attr(names.OVERRIDES_ATTR, [f"x={trial.params['x']}"])
+        trial.set_user_attr(names.METRICS_ATTR, {"n_parameters": int(1000 * x)})
+        study.tell(trial, x if state == States.COMPLETE else None, state=state)
+    results = _results.write(study, tmp_path, "postgresql://u:secret@host/db", budget=9)
+    assert yaml.safe_load((tmp_path / names.RESULTS_FILE).read_text()) == results
+    best = study.best_trial
+    assert list(results)[:3] == ["name", "best_params", "best_value"]
+    assert results["best_value"] == best.value and results["best_params"] == best.params
+    assert results["best_metrics"] == best.user_attrs[names.METRICS_ATTR]
+    assert results["storage"] == "postgresql://u:***@host/db"
+    assert (results["n_complete"], results["n_pruned"], results["n_failed"]) == (2, 1, 0)
+    assert (results["epochs_trained"], results["epochs_unpruned"]) == (19, 27)
+    assert results["retrain_command"].endswith(f"x={best.params['x']}")
+
+
+def test_a_study_whose_jobs_report_nothing_counts_no_epochs() -> None:
+    study = optuna.create_study(study_name="plain")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    summary = _results.summarize(study, budget=27)
+    assert summary["n_complete"] == 3 and "epochs_trained" not in summary
+
+
+# --- the client API a job uses --------------------------------------------------------------------
+
+
+def test_outside_a_sweep_a_job_has_no_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in (names.ENV_STUDY, names.ENV_TRIAL):
+        monkeypatch.delenv(key, raising=False)
+    assert client.current_job() is None and client.current_trial() is None
+
+
+def test_a_job_attaches_to_its_trial_reports_and_is_never_pruned_at_its_full_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = optuna.create_study(
+        study_name="jobs", storage=url, pruner=optuna.pruners.ThresholdPruner(lower=0.5)
+    )
+    study.set_user_attr(names.PRUNER_ATTR, {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5})
+    trial = study.ask()
+    trial.suggest_float("lr", 0.1, 1.0)
+    env = {names.ENV_STUDY: "jobs", names.ENV_STORAGE: url, names.ENV_TRIAL: str(trial.number)}
+    for key, value in {**env, names.ENV_ROLE: names.TRIAL, names.ENV_BUDGET: "3"}.items():
+        monkeypatch.setenv(key, value)
+    job = client.current_job()
+    assert job == client.SweepJob("jobs", url, names.TRIAL, trial.number, 3)
+    assert job.wandb_names() == {"name": f"trial-{trial.number}", "group": "jobs", "job_type": "trial"}
+    attached = client.current_trial()
+    assert attached is not None and attached.params == trial.params
+    attached.report(0.1, 1)
+    assert attached.should_prune()  # the study's own pruner: 0.1 is below its threshold
+    attached.report(0.1, 3)
+    assert not attached.should_prune()  # trained its full budget: complete, whatever its rank
+    assert study.trials[0].intermediate_values == {1: 0.1, 3: 0.1}
+    monkeypatch.setenv(names.ENV_ROLE, names.FINAL)
+    monkeypatch.delenv(names.ENV_TRIAL)
+    assert client.current_trial() is None  # an evaluation after the search reports nothing
+    assert client.current_job().wandb_names()["name"] == "final-jobs"  # type: ignore[union-attr]
+
+
+def test_wandb_auto_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    for key in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    assert client.wandb_mode("auto") == "offline"
+    assert client.wandb_mode("disabled") == "disabled"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert client.wandb_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert client.wandb_mode(None) == "offline"
