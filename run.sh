@@ -41,7 +41,9 @@ case "${1:-}" in
     ;;
   test)
     shift
-    install_debian_packages postgresql   # the PostgreSQL storage tests start it on loopback
+    # Real engines the tests start on loopback: PostgreSQL (shared studies), a one-node SLURM cluster,
+    # a headless browser (optuna-dashboard).
+    install_debian_packages postgresql slurm-wlm munge chromium chromium-driver
     setup
     "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . && "$VENV/bin/mypy"
     # Test files spread over the cores (a file stays on one worker: its module fixtures run once).

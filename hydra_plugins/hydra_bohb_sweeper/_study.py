@@ -70,6 +70,8 @@ def open_study(settings: Settings, url: str) -> tuple[optuna.Study, optuna.stora
         )
     # Jobs build the same pruner from the study, so they prune as this sweeper would decide.
     study.set_user_attr(PRUNER_ATTR, settings.pruner)
+    # What optuna-dashboard and Optuna's plots call the objective.
+    study.set_metric_names([settings.objective or "objective"])
     return study, heartbeat_storage
 
 
