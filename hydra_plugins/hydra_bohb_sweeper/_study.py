@@ -70,8 +70,10 @@ def open_study(settings: Settings, url: str) -> tuple[optuna.Study, optuna.stora
         )
     # Jobs build the same pruner from the study, so they prune as this sweeper would decide.
     study.set_user_attr(PRUNER_ATTR, settings.pruner)
-    # What optuna-dashboard and Optuna's plots call the objective.
-    study.set_metric_names([settings.objective or "objective"])
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # What optuna-dashboard and Optuna's plots call the objective.
+        study.set_metric_names([settings.objective or "objective"])
     return study, heartbeat_storage
 
 
