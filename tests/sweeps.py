@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -97,9 +98,21 @@ class Sweep:
 
 @contextlib.contextmanager
 def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
+    """stdout and stderr captured; the logging set up by the sweep and its jobs undone afterwards."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        yield out, err
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield out, err
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:], root.level = handlers, level
+        logging.captureWarnings(False)
+        optuna.logging.disable_propagation()
+        optuna.logging.enable_default_handler()
 
 
 def sweep_in_process(

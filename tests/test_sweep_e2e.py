@@ -65,8 +65,21 @@ def load_study(sweep_dir: Path) -> optuna.Study:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sweep_dir = tmp_path_factory.mktemp("sweep")
-    run_sweep(sweep_dir, f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.pruner.max_resource=3")
+    proc = run_sweep(sweep_dir, f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.pruner.max_resource=3")
+    (sweep_dir / "console.txt").write_text(proc.stdout + proc.stderr)
     return sweep_dir
+
+
+@pytest.mark.slow
+def test_the_console_shows_one_line_per_trial_and_little_else(sweep: Path) -> None:
+    """Start, one line per trial, the final evaluation, the W&B hint and the summary: no launcher
+    banners, Lightning or W&B messages (they are in sweep.log and each job's log)."""
+    console = (sweep / "console.txt").read_text().splitlines()
+    assert len(console) <= N_TRIALS + 15, "\n".join(console)
+    assert sum("] trial " in line for line in console) == N_TRIALS
+    assert not [line for line in console if "warning" in line.lower() or "GPU available" in line]
+    job_log = (sweep / "0" / "train.log").read_text()
+    assert "val_acc_best=" in job_log or "GPU available" in job_log
 
 
 def wandb_runs(sweep_dir: Path) -> list[dict[str, Any]]:

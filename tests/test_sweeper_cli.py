@@ -175,6 +175,9 @@ def test_an_app_unknown_to_this_project_sweeps_with_the_official_grammar(
     assert run.results["best_value"] == min(t.value for t in run.trials)
     assert "epochs_trained" not in run.results  # the app reports nothing per epoch
     assert len(progress_lines(run.stdout + run.stderr)) == 20
+    # The console: the start line, one line per trial, the summary; the rest is in sweep.log.
+    assert len((run.stdout + run.stderr).splitlines()) <= 20 + 15, run.stdout + run.stderr
+    assert "Launching 1 jobs locally" in (run.sweep_dir / "sweep.log").read_text()
 
 
 def test_the_readme_app_reports_per_epoch_and_is_pruned(runs: dict[str, Future[Any]]) -> None:

@@ -84,8 +84,9 @@ def _launch(
         else:
             record.update(state=names.FAILED, reason=outcome.reason)
         record["wall_time_s"] = elapsed  # both jobs together, as the sweep waited for them
-        shown = " ".join(f"{k}={v}" for k, v in outcome.metrics.items() if isinstance(v, (int, float)))
-        log.info("BOHB: %s evaluation %s: value=%s %s", role, record["state"], outcome.value, shown)
+        numbers = {"value": outcome.value, **outcome.metrics} if outcome.value is not None else {}
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in numbers.items() if isinstance(v, (int, float)))
+        log.info("BOHB: %s evaluation %s  %s", role, record["state"], shown or outcome.reason)
         records[role] = record
     return records
 
@@ -97,8 +98,10 @@ def run(
     settings: Settings,
     space: SearchSpace,
     storage: str,
+    logging_overrides: list[str],
 ) -> dict[str, Any] | None:
-    """`storage`: the URL as jobs may see it (password redacted)."""
+    """`storage`: the URL as jobs may see it (password redacted); `logging_overrides`: what every job
+    of the sweep gets for its logging."""
     try:
         best = study.best_trial
     except ValueError:
@@ -114,7 +117,10 @@ def run(
         best.number,
         " ".join(settings.final_evaluation.get("overrides") or []),
     )
-    identity = {role: identity_overrides(study.study_name, storage, role, settings.budget) for role in jobs}
+    identity = {
+        role: [*identity_overrides(study.study_name, storage, role, settings.budget), *logging_overrides]
+        for role in jobs
+    }
     records = _launch(
         launcher, jobs, identity, len(study.get_trials(deepcopy=False)), sweep_dir, settings.objective
     )

@@ -23,7 +23,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _final, _plots, _results, names
+from hydra_plugins.hydra_bohb_sweeper import _console, _final, _plots, _results, names
 from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides
 from hydra_plugins.hydra_bohb_sweeper._outcome import Outcome, one_line, outcome_of
 from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override, prepare
@@ -65,11 +65,15 @@ class BOHBSweep:
                 self.raw_settings, str(self.config.hydra.job.name), arguments, self.config, self._compose
             )
             self.storage_url = storage_url(settings, self.sweep_dir)
-            study, heartbeat_storage = open_study(settings, self.storage_url)
+            quiet = _console.wants_quiet(settings.console, self.config.hydra.verbose)
+            with _console.optuna_warnings_only(quiet):
+                study, heartbeat_storage = open_study(settings, self.storage_url)
         except (SweepConfigError, SearchSpaceError) as exc:
             exit_with(str(exc))
         self.settings, self.space = settings, space
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        # Added to every job's overrides: its log goes to its own file rather than the console.
+        self.logging_overrides = _console.quiet(self.config, self.sweep_dir) if quiet else []
         study.set_user_attr(names.SEARCH_SPACE_ATTR, {k: repr(d) for k, d in space.distributions.items()})
         if settings.objective:
             study.set_user_attr(names.OBJECTIVE_ATTR, settings.objective)
@@ -94,7 +98,15 @@ class BOHBSweep:
         try:
             self._run_workers(study)
             if settings.final_evaluation_enabled and not self._stop_reason:
-                final = _final.run(self.launcher, study, self.sweep_dir, settings, space, self._shown_storage)
+                final = _final.run(
+                    self.launcher,
+                    study,
+                    self.sweep_dir,
+                    settings,
+                    space,
+                    self._shown_storage,
+                    self.logging_overrides,
+                )
         finally:
             self.quota.stop_heartbeats()
             results = _results.write(
@@ -103,7 +115,11 @@ class BOHBSweep:
             figures = _plots.write_figures(study, self.sweep_dir)
             figures.update(self._write_report())
             self.sweep_run.finish(study, results, figures, failed=self._stop_reason is not None)
-            log.info("BOHB: results in %s", self.sweep_dir / names.RESULTS_FILE)
+            log.info(
+                "BOHB: %s; results in %s",
+                _results.one_line_summary(results),
+                self.sweep_dir / names.RESULTS_FILE,
+            )
         if self._stop_reason == INTERRUPTED:
             kept = self.quota.tally().finished
             exit_with(
@@ -234,7 +250,7 @@ class BOHBSweep:
         identity = identity_overrides(
             self.settings.study_name, self._shown_storage, names.TRIAL, self.settings.budget, trial.number
         )
-        return trial, [*overrides, *identity]
+        return trial, [*overrides, *identity, *self.logging_overrides]
 
     def _tell(
         self, study: optuna.Study, trial: optuna.Trial, outcome: Outcome, output_dir: str | None

@@ -112,6 +112,15 @@ def write(
     return results
 
 
+def one_line_summary(results: dict[str, Any]) -> str:
+    """What the sweep found, for its last console line."""
+    counts = f"{results['n_trials']} trials ({results['n_complete']} complete, {results['n_pruned']} pruned, "
+    counts += f"{results['n_failed']} failed)"
+    if results.get("best_trial") is None:
+        return f"{counts}; no complete trial"
+    return f"{counts}; best {results['best_value']:.4g} (trial {results['best_trial']})"
+
+
 def _write_best_config(best: optuna.trial.FrozenTrial, sweep_dir: Path, script: str) -> Path | None:
     """The best trial's full job config (Hydra's saved copy), for `--config-name best_config`."""
     output_dir = best.user_attrs.get(names.OUTPUT_DIR_ATTR)

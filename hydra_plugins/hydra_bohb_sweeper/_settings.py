@@ -36,6 +36,7 @@ class Settings:
     preflight_check: str | None
     report: str | None
     tracking_key: str | None
+    console: str = "trials"
     final_evaluation: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     conditions: dict[str, str] = field(default_factory=dict)
@@ -71,6 +72,9 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         raise SweepConfigError(
             f"hydra.sweeper.heartbeat_interval={heartbeat} must be a whole number of seconds >= 1, or null"
         )
+    console = get("console", "trials")
+    if console not in ("trials", "full"):
+        raise SweepConfigError(f"hydra.sweeper.console={console} must be trials or full")
     sampler, pruner = (
         cast(dict[str, Any], _plain(get("sampler"))),
         cast(dict[str, Any], _plain(get("pruner"))),
@@ -99,6 +103,7 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         preflight_check=get("preflight_check"),
         report=get("report"),
         tracking_key=get("tracking_key"),
+        console=console,
         final_evaluation=cast(dict[str, Any], _plain(get("final_evaluation"))),
         params=cast(dict[str, Any], _plain(get("params"))),
         conditions=cast(dict[str, str], _plain(get("conditions"))),

@@ -101,6 +101,9 @@ class BOHBSweeperConf:
     # Where the job config keeps its W&B settings (project, entity, mode, dir, tags, init_kwargs); the
     # sweep's own W&B run uses them. null: no sweep run.
     tracking_key: Optional[str] = None
+    # trials: the console shows the sweeper's own lines (one per trial); everything else goes to
+    # sweep.log and the jobs' log files. full: everything, as Hydra prints it (so does hydra.verbose).
+    console: str = "trials"
     final_evaluation: FinalEvaluationConf = field(default_factory=FinalEvaluationConf)
     params: dict[str, Any] = field(default_factory=dict)
     # child: "PARENT OP VALUE": the child parameter exists only in trials where the condition holds.

@@ -21,6 +21,7 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, TQDMProgressBar
+from pytorch_lightning.plugins.environments import LightningEnvironment
 
 from hydra_plugins.hydra_bohb_sweeper import client
 from jahs_bohb import backends
@@ -82,7 +83,14 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.get("progress_refresh_rate", 20)))
 
     run = TrialRun.start(cfg, output_dir, params=trial.params if trial is not None else {}, job=job)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=run.lightning_logger or False)
+    # One process on one device per job: SLURM, where there is one, schedules jobs, not Lightning's
+    # processes (so no "srun is available but not used" warning in every SLURM trial).
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=run.lightning_logger or False,
+        plugins=[LightningEnvironment()],
+    )
     result = TrainResult(state="failed", n_parameters=module.n_parameters, device=backends.device_name())
     started = time.perf_counter()
     try:

@@ -1,0 +1,87 @@
+"""What a sweep prints: its own lines on the console, everything else in log files.
+
+At the default `hydra.sweeper.console=trials` the console shows the sweeper's lines only (the start,
+one line per trial, the final evaluation, where the results are). The launcher's banners, Optuna's and
+other libraries' messages and warnings go to `sweep.log` in the sweep directory, and each job logs to
+its own file (Hydra's job log) instead of the console. `console=full`, or `hydra.verbose`, prints
+everything as Hydra would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.utils import configure_log
+from omegaconf import DictConfig, OmegaConf, flag_override
+
+SWEEP_LOG = "sweep.log"
+SWEEPER_LOGGER = "hydra_plugins.hydra_bohb_sweeper"
+CONSOLE_MODES = ("trials", "full")
+
+
+def quiet(config: DictConfig, sweep_dir: Path) -> list[str]:
+    """Rewrite the sweep's logging (`hydra.hydra_logging`, which launchers re-apply before each batch of
+    jobs) so that console handlers pass only the sweeper's records, add a `sweep.log` file for all of
+    them, apply it, and return the job overrides that take the console off the jobs' own logging."""
+    hydra_cfg = config.hydra
+    with flag_override(hydra_cfg, ["readonly", "struct"], False):
+        sweep_logging = hydra_cfg.hydra_logging
+        if sweep_logging is not None and sweep_logging.get("root") is not None:
+            sweep_logging.filters = {
+                **(sweep_logging.get("filters") or {}),
+                "sweeper_only": {"name": SWEEPER_LOGGER},
+            }
+            for handler in (sweep_logging.get("handlers") or {}).values():
+                if _is_console(handler):
+                    handler.filters = [*(handler.get("filters") or []), "sweeper_only"]
+            sweep_log = {"class": "logging.FileHandler", "filename": str(sweep_dir.resolve() / SWEEP_LOG)}
+            if formatters := list(sweep_logging.get("formatters") or {}):
+                sweep_log["formatter"] = formatters[0]
+            sweep_logging.handlers["sweep_log"] = sweep_log
+            sweep_logging.root.handlers = [*sweep_logging.root.handlers, "sweep_log"]
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    configure_log(hydra_cfg.hydra_logging, hydra_cfg.verbose)
+    # Optuna's own stderr handler would print around the filters: let its records reach the root.
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    logging.captureWarnings(True)  # warnings of jobs run in this process go to the logs too
+    return _job_overrides(hydra_cfg.job_logging)
+
+
+def _is_console(handler: Any) -> bool:
+    return handler.get("class") == "logging.StreamHandler" or "stream" in handler
+
+
+def _job_overrides(job_logging: DictConfig | None) -> list[str]:
+    """`hydra.job_logging.root.handlers` without its console handlers (none if nothing changes)."""
+    if job_logging is None or job_logging.get("root") is None:
+        return []
+    handlers = job_logging.get("handlers") or {}
+    root_handlers = list(job_logging.root.get("handlers") or [])
+    kept = [name for name in root_handlers if name in handlers and not _is_console(handlers[name])]
+    if kept == root_handlers:
+        return []
+    return [f"hydra.job_logging.root.handlers=[{','.join(kept)}]"]
+
+
+def wants_quiet(mode: str, verbose: Any) -> bool:
+    return mode == "trials" and not (OmegaConf.is_list(verbose) or verbose)
+
+
+@contextlib.contextmanager
+def optuna_warnings_only(enabled: bool) -> Iterator[None]:
+    """Optuna's INFO lines (e.g. "A new study created") off while the console is not yet quiet."""
+    if not enabled:
+        yield
+        return
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
