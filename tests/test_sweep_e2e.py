@@ -203,3 +203,29 @@ def test_joblib_workers_prune_across_processes(tmp_path: Path) -> None:
     assert len(trials) == 6
     assert any(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     assert all(len(t.intermediate_values) >= 1 for t in trials)
+
+
+@pytest.mark.slow
+def test_two_objective_sweep_prunes_and_writes_the_front(tmp_path: Path) -> None:
+    """`sweeper=bohb_mo`: accuracy up, parameters down, Hyperband by Pareto rank."""
+    run_sweep(
+        tmp_path, "sweeper=bohb_mo", "hydra.sweeper.n_trials=10", "hydra.sweeper.pruner.max_resource=3",
+        "logger=none", "torch_threads=1",
+    )  # fmt: skip
+    study = optuna.load_study(study_name="jahs-bohb-mo", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    trials = study.get_trials()
+    assert len(trials) == 10 and any(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    solutions = results["solutions"]
+    assert len(solutions) >= 2
+    for s in solutions:
+        trial = trials[s["trial"]]
+        assert s["values"] == list(trial.values)
+        # The parameter count was reported from the first epoch on, with the accuracy.
+        assert trial.user_attrs["values_by_epoch"]["1"][1] == s["values"][1]
+    points = [tuple(s["values"]) for s in solutions]
+    assert not any(a >= acc and p <= n and (a, p) != (acc, n) for acc, n in points for a, p in points)
+    assert (tmp_path / "pareto_front.png").stat().st_size > 0
+    final = yaml.safe_load((tmp_path / "final_evaluation.yaml").read_text())
+    assert 0.1 < final["front"]["best"]["metrics"]["test_acc"] <= 1.0
+    assert final["baseline"]["value"][1] == 29290  # an objective here: (val_acc_best, n_parameters)

@@ -16,7 +16,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _results, client, names
+from hydra_plugins.hydra_bohb_sweeper import _results, client, names, wandb_mode
 from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides, is_identity, merge
 from hydra_plugins.hydra_bohb_sweeper._outcome import outcome_of_value
 from hydra_plugins.hydra_bohb_sweeper._quota import TrialQuota
@@ -45,7 +45,8 @@ def test_defaults_serve_any_app() -> None:
     checked = check_settings(settings(), job_name="toy")
     assert checked.study_name == "toy"  # null: the app's job name
     assert checked.budget == 9  # the pruner's max_resource
-    assert checked.budget_key is None and checked.tracking_key is None and checked.objective is None
+    assert checked.budget_key is None and checked.tracking_key is None and checked.objectives is None
+    assert checked.directions == ["maximize"] and not checked.multi_objective
     assert checked.report is None and checked.preflight_check is None
     assert not checked.final_evaluation_enabled
     assert checked.n_trials == 20 and checked.direction == "maximize"
@@ -78,15 +79,20 @@ def test_bad_settings_are_refused_in_one_line(changes: dict[str, Any], fragment:
         ("high", None, States.FAIL, None, {}, "job returned 'high', not a number"),
         (
             {"acc": 0.9, "n_parameters": np.int64(1200), "device": "cpu", "history": [1, 2]},
-            "acc", States.COMPLETE, 0.9, {"n_parameters": 1200, "device": "cpu"}, None,
+            ["acc"], States.COMPLETE, 0.9, {"n_parameters": 1200, "device": "cpu"}, None,
         ),
-        ({"acc": float("inf"), "epochs": 3}, "acc", States.FAIL, None, {"epochs": 3}, "job returned inf"),
+        ({"acc": float("inf"), "epochs": 3}, ["acc"], States.FAIL, None, {"epochs": 3}, "job returned inf"),
         ({"acc": 0.9}, None, States.FAIL, None, {}, "job returned a mapping (acc); set hydra.sweeper"),
-        ({"loss": 0.1}, "acc", States.FAIL, None, {}, "job returned no 'acc' (hydra.sweeper.objective)"),
+        ({"loss": 0.1}, ["acc"], States.FAIL, None, {}, "job returned no 'acc' (hydra.sweeper.objective)"),
     ],
 )  # fmt: skip
 def test_a_return_value_becomes_an_outcome(
-    returned: Any, objective: str | None, state: Any, value: float | None, metrics: dict, reason: str | None
+    returned: Any,
+    objective: list[str] | None,
+    state: Any,
+    value: float | None,
+    metrics: dict,
+    reason: str | None,
 ) -> None:
     outcome = outcome_of_value(returned, objective)
     assert (outcome.state, outcome.value, outcome.metrics) == (state, value, metrics)
@@ -266,9 +272,9 @@ def test_wandb_auto_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     for key in ("WANDB_MODE", "WANDB_API_KEY"):
         monkeypatch.delenv(key, raising=False)
-    assert client.wandb_mode("auto") == "offline"
-    assert client.wandb_mode("disabled") == "disabled"
+    assert wandb_mode.wandb_mode("auto") == "offline"
+    assert wandb_mode.wandb_mode("disabled") == "disabled"
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    assert client.wandb_mode("auto") == "online"
+    assert wandb_mode.wandb_mode("auto") == "online"
     monkeypatch.setenv("WANDB_MODE", "offline")
-    assert client.wandb_mode(None) == "offline"
+    assert wandb_mode.wandb_mode(None) == "offline"

@@ -23,7 +23,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _console, _final, _plots, _results, names
+from hydra_plugins.hydra_bohb_sweeper import _console, _final, _pareto, _plots, _results, names
 from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides
 from hydra_plugins.hydra_bohb_sweeper._outcome import Outcome, one_line, outcome_of
 from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override, prepare
@@ -75,8 +75,9 @@ class BOHBSweep:
         # Added to every job's overrides: its log goes to its own file rather than the console.
         self.logging_overrides = _console.quiet(self.config, self.sweep_dir) if quiet else []
         study.set_user_attr(names.SEARCH_SPACE_ATTR, {k: repr(d) for k, d in space.distributions.items()})
-        if settings.objective:
-            study.set_user_attr(names.OBJECTIVE_ATTR, settings.objective)
+        if settings.objectives:
+            objective = settings.objectives if settings.multi_objective else settings.objectives[0]
+            study.set_user_attr(names.OBJECTIVE_ATTR, objective)
         self.quota = TrialQuota(study, heartbeat_storage, settings.n_trials)
         tally = self.quota.tally()
         running = tally.running + tally.waiting
@@ -112,7 +113,7 @@ class BOHBSweep:
             results = _results.write(
                 study, self.sweep_dir, self.storage_url, settings.budget, self._stop_reason, final
             )
-            figures = _plots.write_figures(study, self.sweep_dir)
+            figures = self._write_figures(study, final)
             figures.update(self._write_report())
             self.sweep_run.finish(study, results, figures, failed=self._stop_reason is not None)
             log.info(
@@ -149,6 +150,14 @@ class BOHBSweep:
             "conditions": {name: c.text for name, c in space.conditions.items()},
             "fixed_overrides": [redact(o) for o in space.fixed.values()],
         }  # fmt: skip
+
+    def _write_figures(self, study: optuna.Study, final: dict[str, Any] | None) -> dict[str, Path]:
+        if not self.settings.multi_objective:
+            return _plots.write_figures(study, self.sweep_dir)
+        final = final or {}
+        chosen = {name: study.trials[record["trial"]] for name, record in final.get("front", {}).items()}
+        baseline = final.get(_final.BASELINE_SEARCH, {}).get("value")
+        return _pareto.write_figure(study, self.sweep_dir, chosen, baseline)
 
     def _write_report(self) -> dict[str, Path]:
         if not self.settings.report:
@@ -221,7 +230,7 @@ class BOHBSweep:
             output_dir = None
             try:
                 ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
-                outcome = outcome_of(ret, self.settings.objective)
+                outcome = outcome_of(ret, self.settings.objectives, len(self.settings.directions))
                 output_dir = ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else None
             except KeyboardInterrupt:
                 outcome = Outcome(States.FAIL, reason=INTERRUPTED)
@@ -262,7 +271,7 @@ class BOHBSweep:
         if outcome.metrics:
             trial.set_user_attr(names.METRICS_ATTR, outcome.metrics)
         if outcome.state == States.COMPLETE:
-            return study.tell(trial, outcome.value)
+            return study.tell(trial, outcome.values)
         return study.tell(trial, state=outcome.state)
 
     def _check_failure_rate(self, study: optuna.Study) -> None:

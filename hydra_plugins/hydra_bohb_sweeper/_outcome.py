@@ -8,7 +8,7 @@ the objective under that key; the mapping's other scalar entries are the trial's
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +21,16 @@ States = optuna.trial.TrialState
 @dataclass
 class Outcome:
     state: optuna.trial.TrialState
-    value: float | None = None
+    values: list[float] | None = None  # one per objective, for a complete trial
     metrics: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
 
+    @property
+    def value(self) -> float | None:
+        return self.values[0] if self.values else None
 
-def outcome_of(ret: JobReturn, objective: str | None) -> Outcome:
+
+def outcome_of(ret: JobReturn, objectives: list[str] | None, n_objectives: int = 1) -> Outcome:
     """Map a finished Hydra job to an Optuna trial state; pruning arrives as `optuna.TrialPruned`."""
     # `_return_value`, not `return_value`: the property prints "Error executing job" for every pruned trial.
     returned = ret._return_value
@@ -34,34 +38,43 @@ def outcome_of(ret: JobReturn, objective: str | None) -> Outcome:
         if isinstance(returned, optuna.TrialPruned):
             return Outcome(States.PRUNED)
         return Outcome(States.FAIL, reason=one_line(returned))
-    return outcome_of_value(returned, objective)
+    return outcome_of_value(returned, objectives, n_objectives)
 
 
-def outcome_of_value(returned: Any, objective: str | None) -> Outcome:
-    """The outcome of a job that returned `returned` (a number, or a mapping with the `objective` key)."""
+def outcome_of_value(returned: Any, objectives: list[str] | None, n_objectives: int = 1) -> Outcome:
+    """The outcome of a job that returned `returned`: a number, a list of `n_objectives` numbers, or a
+    mapping holding the `objectives` under their keys (its other entries are the trial's metrics)."""
     metrics: dict[str, Any] = {}
     if isinstance(returned, Mapping):
-        if objective is None:
+        if objectives is None:
             return Outcome(
                 States.FAIL,
                 reason=f"job returned a mapping ({', '.join(map(str, returned))}); set "
                 "hydra.sweeper.objective to the key to optimise",
             )
-        if objective not in returned:
+        if missing := [key for key in objectives if key not in returned]:
             return Outcome(
                 States.FAIL,
-                reason=f"job returned no {objective!r} (hydra.sweeper.objective); "
+                reason=f"job returned no {missing[0]!r} (hydra.sweeper.objective); "
                 f"it returned {', '.join(map(str, returned)) or 'an empty mapping'}",
             )
-        metrics = scalar_metrics({k: v for k, v in returned.items() if k != objective})
-        returned = returned[objective]
-    try:
-        value = float(returned)
-    except (TypeError, ValueError):
-        return Outcome(States.FAIL, metrics=metrics, reason=f"job returned {returned!r}, not a number")
-    if not math.isfinite(value):
-        return Outcome(States.FAIL, metrics=metrics, reason=f"job returned {value}")
-    return Outcome(States.COMPLETE, value=value, metrics=metrics)
+        metrics = scalar_metrics({k: v for k, v in returned.items() if k not in objectives})
+        returned = [returned[key] for key in objectives]
+    elif n_objectives == 1 or isinstance(returned, (str, bytes)) or not isinstance(returned, Sequence):
+        returned = [returned]
+    if len(returned) != n_objectives:
+        reason = f"job returned {len(returned)} values; the study has {n_objectives} objectives"
+        return Outcome(States.FAIL, metrics=metrics, reason=reason)
+    values = []
+    for item in returned:
+        try:
+            value = float(item)
+        except (TypeError, ValueError):
+            return Outcome(States.FAIL, metrics=metrics, reason=f"job returned {item!r}, not a number")
+        if not math.isfinite(value):
+            return Outcome(States.FAIL, metrics=metrics, reason=f"job returned {value}")
+        values.append(value)
+    return Outcome(States.COMPLETE, values=values, metrics=metrics)
 
 
 def scalar_metrics(mapping: Mapping[Any, Any]) -> dict[str, Any]:

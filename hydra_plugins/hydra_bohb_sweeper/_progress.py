@@ -7,6 +7,7 @@ import time
 
 import optuna
 
+from hydra_plugins.hydra_bohb_sweeper._results import epochs_trained
 from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR
 
 log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._loop")  # the sweep's own log lines
@@ -25,16 +26,21 @@ class Progress:
 
     def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.done += 1
-        try:
-            best = study.best_trial
-            best_text = f"best {best.value:.4f} (#{best.number})"
-        except ValueError:
-            best_text = "best -"
-        value_text = f"{trial.value:.4f}" if trial.value is not None else "-"
+        if len(study.directions) > 1:
+            best_text = f"front {len(study.best_trials)}"
+            value_text = ", ".join(f"{v:.4g}" for v in trial.values) if trial.values else "-"
+        else:
+            try:
+                best = study.best_trial
+                best_text = f"best {best.value:.4f} (#{best.number})"
+            except ValueError:
+                best_text = "best -"
+            value_text = f"{trial.value:.4f}" if trial.value is not None else "-"
         elapsed = self.elapsed()
         percent = 100 * self.done / self.n_trials
-        self.jobs_report = self.jobs_report or bool(trial.intermediate_values)
-        epochs = f"{len(trial.intermediate_values):>3d}/{self.budget} epochs  " if self.jobs_report else ""
+        trained = epochs_trained(trial)
+        self.jobs_report = self.jobs_report or trained > 0
+        epochs = f"{trained:>3d}/{self.budget} epochs  " if self.jobs_report else ""
         line = (
             f"[{self.done:>{len(str(self.n_trials))}}/{self.n_trials} {percent:3.0f}%] "
             f"trial {trial.number:<3d} {trial.state.name:<8s} {epochs}"

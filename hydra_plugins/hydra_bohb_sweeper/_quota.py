@@ -5,6 +5,7 @@ several sweepers (shells, SLURM array jobs) cooperate on one global quota, and a
 only what is left. A sweeper records a heartbeat for each trial it has in flight; a trial whose sweeper
 died stops beating, is failed as stale by the next sweeper that looks, and its configuration is
 re-enqueued once (Optuna's RetryFailedTrialCallback), so killed work is neither lost nor counted twice.
+The same holds for a trial whose worker process died under it (see `WORKER_DIED`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ from dataclasses import dataclass
 
 import optuna
 
-from hydra_plugins.hydra_bohb_sweeper.names import SURPLUS_ATTR
+from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, SURPLUS_ATTR
 
 States = optuna.trial.TrialState
 FINISHED = (States.COMPLETE, States.PRUNED, States.FAIL)
 RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
+# A joblib (loky) worker killed by a signal (the OOM killer, SIGKILL) breaks the whole worker pool: every
+# trial in flight in it fails with TerminatedWorkerError, not just the one whose process died, and which
+# one that was cannot be told. So each is re-queued once, as a stale trial is: the innocent one runs
+# again, and so does the culprit, once.
+WORKER_DIED = ("TerminatedWorkerError:",)
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,31 @@ class TrialQuota:
         self._beat(trial_id)
 
     def ended(self, trial: optuna.Trial) -> None:
-        self._in_flight.pop(trial.number, None)
+        """After the trial was told: it is no longer in flight, and it is retried once if its worker died."""
+        trial_id = self._in_flight.pop(trial.number, None)
+        if trial_id is not None:
+            self._retry_if_worker_died(self.storage.get_trial(trial_id))
+
+    def _retry_if_worker_died(self, trial: optuna.trial.FrozenTrial) -> None:
+        reason = str(trial.user_attrs.get(FAIL_REASON_ATTR, ""))
+        if trial.state != States.FAIL or not reason.startswith(WORKER_DIED):
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            history = [*RETRY.retry_history(trial), trial.number]
+        if len(history) > 1:  # a retry that died too: once is enough
+            return
+        # The retry as RetryHeartbeatStaleTrialCallback(max_retry=1) records it, so that `retried` counts
+        # it in the failed trial's place; without the failed run's outcome (reason, output directory) or
+        # its pruner bookkeeping (the rungs it completed), which the retry earns again.
+        self.study.add_trial(
+            optuna.trial.create_trial(
+                state=States.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                system_attrs={"failed_trial": history[0], "retry_history": history},
+            )
+        )
 
     # ------------------------------------------------------------ heartbeats
     def _beat(self, trial_id: int) -> None:

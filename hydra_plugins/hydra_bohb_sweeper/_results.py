@@ -22,7 +22,8 @@ States = optuna.trial.TrialState
 
 
 def epochs_trained(trial: optuna.trial.FrozenTrial) -> int:
-    return len(trial.intermediate_values)
+    """Epochs the trial's job reported (per objective vector, with several objectives)."""
+    return max(len(trial.intermediate_values), len(trial.user_attrs.get(names.VALUES_BY_EPOCH_ATTR, {})))
 
 
 def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -56,6 +57,8 @@ def summarize(study: optuna.Study, budget: int) -> dict[str, Any]:
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    if len(study.directions) > 1:
+        return None
     try:
         return study.best_trial
     except ValueError:  # no complete trial yet
@@ -81,14 +84,19 @@ def write(
     final: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     best = best_trial(study)
-    results: dict[str, Any] = {
-        "name": "optuna",
-        "best_params": dict(best.params) if best else {},
-        "best_value": best.value if best else None,
-        "best_trial": best.number if best else None,
+    results: dict[str, Any] = {"name": "optuna"}
+    if len(study.directions) > 1:  # the official sweeper's keys for several objectives
+        results["solutions"] = solutions(study)
+    else:
+        results["best_params"] = dict(best.params) if best else {}
+        results["best_value"] = best.value if best else None
+        results["best_trial"] = best.number if best else None
+    results |= {
         "study_name": study.study_name,
         "storage": redact(storage_url),
-        "direction": study.direction.name.lower(),
+        "direction": [d.name.lower() for d in study.directions]
+        if len(study.directions) > 1
+        else study.direction.name.lower(),
         **summarize(study, budget),
     }
     if stop_reason:
@@ -112,10 +120,28 @@ def write(
     return results
 
 
+def solutions(study: optuna.Study) -> list[dict[str, Any]]:
+    """The Pareto front: params and values (the official sweeper's keys), the trial and its metrics,
+    ordered by the first objective, best first."""
+    sign = -1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
+    front = sorted(study.best_trials, key=lambda t: sign * t.values[0])
+    return [
+        {
+            "params": dict(t.params),
+            "values": list(t.values),
+            "trial": t.number,
+            "metrics": t.user_attrs.get(names.METRICS_ATTR, {}),
+        }
+        for t in front
+    ]
+
+
 def one_line_summary(results: dict[str, Any]) -> str:
     """What the sweep found, for its last console line."""
     counts = f"{results['n_trials']} trials ({results['n_complete']} complete, {results['n_pruned']} pruned, "
     counts += f"{results['n_failed']} failed)"
+    if "solutions" in results:
+        return f"{counts}; Pareto front of {len(results['solutions'])}"
     if results.get("best_trial") is None:
         return f"{counts}; no complete trial"
     return f"{counts}; best {results['best_value']:.4g} (trial {results['best_trial']})"

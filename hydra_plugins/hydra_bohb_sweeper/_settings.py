@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from hydra.utils import get_method
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+# Pruners that decide from several objectives (see _pruners.py), or never prune.
+MULTI_OBJECTIVE_PRUNERS = (
+    "hydra_plugins.hydra_bohb_sweeper._pruners.ParetoHyperbandPruner",
+    "hydra_plugins.hydra_bohb_sweeper._pruners.no_pruning",
+    "optuna.pruners.NopPruner",
+)
 
 
 class SweepConfigError(ValueError):
@@ -22,8 +29,8 @@ class SweepConfigError(ValueError):
 class Settings:
     sampler: dict[str, Any]  # `_target_` configs, instantiated when the study is opened
     pruner: dict[str, Any]
-    direction: str
-    objective: str | None
+    directions: list[str]  # one per objective
+    objectives: list[str] | None  # keys of the objectives in the mapping a job returns; None: a number
     study_name: str
     storage: str | None
     n_trials: int
@@ -45,11 +52,25 @@ class Settings:
     def final_evaluation_enabled(self) -> bool:
         return bool(self.final_evaluation.get("enabled"))
 
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.directions) > 1
+
+    @property
+    def direction(self) -> str:
+        """The direction of a single-objective study (the official sweeper's `direction`)."""
+        return self.directions[0]
+
 
 def _plain(node: Any) -> Any:
     if isinstance(node, DictConfig):
         return OmegaConf.to_container(node, resolve=True)
     return node if node is not None else {}
+
+
+def _listed(node: Any) -> Any:
+    """A list from a ListConfig; anything else as it is."""
+    return list(node) if isinstance(node, ListConfig) else node
 
 
 def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
@@ -61,9 +82,9 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         raise SweepConfigError(f"hydra.sweeper.n_trials={n_trials} must be a positive integer")
     if not isinstance(n_jobs, int) or n_jobs <= 0:
         raise SweepConfigError(f"hydra.sweeper.n_jobs={n_jobs} must be a positive integer")
-    direction = get("direction", "maximize")
-    if direction not in ("maximize", "minimize"):
-        raise SweepConfigError(f"hydra.sweeper.direction={direction} must be maximize or minimize")
+    directions, objectives = _check_objectives(
+        _listed(get("direction", "maximize")), _listed(get("objective"))
+    )
     max_failure_rate = get("max_failure_rate", 0.5)
     if not 0.0 <= max_failure_rate <= 1.0:
         raise SweepConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate} must be in [0, 1]")
@@ -80,6 +101,11 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         cast(dict[str, Any], _plain(get("pruner"))),
     )
     budget = _check_pruner(pruner, get("budget"))
+    if len(directions) > 1 and pruner.get("_target_") not in MULTI_OBJECTIVE_PRUNERS:
+        raise SweepConfigError(
+            f"hydra.sweeper.pruner._target_={pruner.get('_target_')} cannot prune a study with several "
+            "objectives (Optuna refuses trial.report there): use hydra/sweeper/pruner=pareto_hyperband"
+        )
     for key in ("preflight_check", "report"):
         _check_importable(key, get(key), "give a function's dotted path or null")
     for name, node, example in (("sampler", sampler, "tpe"), ("pruner", pruner, "hyperband")):
@@ -89,8 +115,8 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
     return Settings(
         sampler=sampler,
         pruner=pruner,
-        direction=direction,
-        objective=get("objective"),
+        directions=directions,
+        objectives=objectives,
         study_name=get("study_name") or job_name,
         storage=get("storage"),
         n_trials=n_trials,
@@ -108,6 +134,26 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         params=cast(dict[str, Any], _plain(get("params"))),
         conditions=cast(dict[str, str], _plain(get("conditions"))),
     )
+
+
+def _check_objectives(direction: Any, objective: Any) -> tuple[list[str], list[str] | None]:
+    """One direction per objective; with several objectives the job returns a mapping that names them
+    (`objective: [acc, n_parameters]`) or a list in the order of `direction`."""
+    directions = [direction] if isinstance(direction, str) else list(direction or [])
+    for value in directions:
+        if value not in ("maximize", "minimize"):
+            raise SweepConfigError(
+                f"hydra.sweeper.direction={value} must be maximize or minimize (or a list of them)"
+            )
+    if not directions:
+        raise SweepConfigError("hydra.sweeper.direction is empty: give maximize, minimize or a list of them")
+    objectives = None if objective is None else [objective] if isinstance(objective, str) else list(objective)
+    if objectives is not None and len(objectives) != len(directions):
+        raise SweepConfigError(
+            f"hydra.sweeper.objective names {len(objectives)} objective(s) ({', '.join(objectives)}) but "
+            f"hydra.sweeper.direction gives {len(directions)}: give one direction per objective"
+        )
+    return directions, objectives
 
 
 def _check_pruner(pruner: Mapping[str, Any], budget: Any) -> int:

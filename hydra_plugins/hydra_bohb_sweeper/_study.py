@@ -60,21 +60,27 @@ def open_study(settings: Settings, url: str) -> tuple[optuna.Study, optuna.stora
             storage=storage,
             sampler=sampler,
             pruner=pruner,
-            direction=cast(Any, settings.direction),
+            directions=cast(Any, settings.directions),
             load_if_exists=True,
         )
-    if study.direction.name.lower() != settings.direction:
+    created = [d.name.lower() for d in study.directions]
+    if created != settings.directions:
         raise SweepConfigError(
-            f"study {settings.study_name!r} in {redact(url)} was created to {study.direction.name.lower()}; "
-            f"hydra.sweeper.direction={settings.direction} cannot change that: use another study_name"
+            f"study {settings.study_name!r} in {redact(url)} was created to {', '.join(created)}; "
+            f"hydra.sweeper.direction={', '.join(settings.directions)} cannot change that: "
+            "use another study_name"
         )
     # Jobs build the same pruner from the study, so they prune as this sweeper would decide.
     study.set_user_attr(PRUNER_ATTR, settings.pruner)
     with warnings.catch_warnings():  # "experimental" since Optuna 3.2
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # What optuna-dashboard and Optuna's plots call the objective.
-        study.set_metric_names([settings.objective or "objective"])
+        study.set_metric_names(settings.objectives or metric_names(len(settings.directions)))
     return study, heartbeat_storage
+
+
+def metric_names(n_objectives: int) -> list[str]:
+    return ["objective"] if n_objectives == 1 else [f"objective_{i}" for i in range(n_objectives)]
 
 
 def keep_password_out_of_files(config: DictConfig, storage: str | None) -> None:

@@ -3,6 +3,7 @@ importances and the best config. Run files go to the sweep directory beside the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any, cast
@@ -10,8 +11,10 @@ from typing import Any, cast
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper.client import wandb_mode
+from hydra_plugins.hydra_bohb_sweeper._pareto import objective_names
+from hydra_plugins.hydra_bohb_sweeper._results import epochs_trained
 from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, METRICS_ATTR
+from hydra_plugins.hydra_bohb_sweeper.wandb_mode import wandb_mode, wandb_offline_because, wandb_run_mode
 
 log = logging.getLogger(__name__)
 
@@ -32,37 +35,48 @@ class SweepRun:
         save_dir = Path(wandb_cfg.get("dir") or sweep_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
         extra = OmegaConf.to_container(wandb_cfg.init_kwargs) if wandb_cfg.get("init_kwargs") else {}
-        run = wandb.init(
-            project=wandb_cfg.get("project"),
-            entity=wandb_cfg.get("entity"),
-            name=f"sweep-{study_name}",
-            group=study_name,
-            job_type="sweep",
-            config=settings,
-            dir=str(save_dir),
-            mode=cast(Any, wandb_mode(wandb_cfg.get("mode"))),
-            tags=list(wandb_cfg.get("tags") or []),
-            reinit="create_new",
-            settings=wandb.Settings(silent=True),  # one hint at the end instead of W&B's banner
-            **cast(dict[str, Any], extra),
-        )
+        mode = wandb_run_mode(wandb_cfg.get("mode"))  # offline, saying so once, when W&B is out of reach
+
+        def start(mode: str) -> Any:
+            return wandb.init(
+                project=wandb_cfg.get("project"),
+                entity=wandb_cfg.get("entity"),
+                name=f"sweep-{study_name}",
+                group=study_name,
+                job_type="sweep",
+                config=settings,
+                dir=str(save_dir),
+                mode=cast(Any, mode),
+                tags=list(wandb_cfg.get("tags") or []),
+                reinit="create_new",
+                settings=wandb.Settings(silent=True),  # one hint at the end instead of W&B's banner
+                **cast(dict[str, Any], extra),
+            )
+
+        try:
+            run = start(mode)
+        except Exception as exc:  # no API key, a refused one: the sweep and its trials go on offline
+            if mode != "online":
+                raise
+            run = start(wandb_offline_because(exc))
         return cls(run)
 
     def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, elapsed_s: float) -> None:
         if self.run is None:
             return
-        try:
-            best: float | None = study.best_value
-        except ValueError:
-            best = None
-        row = {
+        row: dict[str, Any] = {
             "trial": trial.number,
             "state": trial.state.name.lower(),
-            "value": trial.value,
-            "epochs": len(trial.intermediate_values),
-            "best_value": best,
+            "epochs": epochs_trained(trial),
             "elapsed_s": elapsed_s,
         }
+        if len(study.directions) > 1:  # one value per objective, and the size of the front so far
+            row.update(dict(zip(objective_names(study), trial.values or [], strict=False)))
+            row["front_size"] = len(study.best_trials)
+        else:
+            row["value"] = trial.value
+            with contextlib.suppress(ValueError):  # no complete trial yet
+                row["best_value"] = study.best_value
         self.run.log({k: v for k, v in row.items() if v is not None})
 
     def finish(
@@ -74,26 +88,38 @@ class SweepRun:
 
         try:
             trials = study.get_trials(deepcopy=False)
+            objectives = objective_names(study) if len(study.directions) > 1 else ["value"]
             params = sorted({name for t in trials for name in t.params})
             metrics = sorted({name for t in trials for name in t.user_attrs.get(METRICS_ATTR, {})})
-            columns: list[Any] = ["trial", "state", "value", "epochs", *params, *metrics, "fail_reason"]
+            columns: list[Any] = ["trial", "state", *objectives, "epochs", *params, *metrics, "fail_reason"]
             table = wandb.Table(columns=columns)
             for t in trials:
                 returned = t.user_attrs.get(METRICS_ATTR, {})
+                values = t.values or [None] * len(objectives)
                 table.add_data(
-                    t.number, t.state.name.lower(), t.value, len(t.intermediate_values),
+                    t.number, t.state.name.lower(), *values, epochs_trained(t),
                     *(t.params.get(n) for n in params), *(returned.get(m) for m in metrics),
                     t.user_attrs.get(FAIL_REASON_ATTR),
                 )  # fmt: skip
             media: dict[str, Any] = {"trials": table}
+            if solutions := results.get("solutions"):  # several objectives: the Pareto front
+                front = wandb.Table(columns=["trial", *objectives, *params])
+                for solution in solutions:
+                    front.add_data(
+                        solution["trial"], *solution["values"], *(solution["params"].get(n) for n in params)
+                    )
+                media["pareto_front_table"] = front
+            files = wandb.Artifact(f"sweep-{study.study_name}-files", type="sweep-files")
             for name, path in figures.items():
                 if path.suffix == ".png":
                     media[name] = wandb.Image(str(path))
                 elif path.suffix == ".html":
                     media[name] = wandb.Html(str(path))
-                else:  # report.md and other files travel as run files
-                    self.run.save(str(path), base_path=str(path.parent), policy="now")
+                else:  # report.md and other files travel as an artifact of the run
+                    files.add_file(str(path))
             self.run.log(media)
+            if files.manifest.entries:
+                self.run.log_artifact(files)
             flat_final = {
                 f"{role}/{k}": v
                 for role, record in (results.get("final_evaluation") or {}).items()

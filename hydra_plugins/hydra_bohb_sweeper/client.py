@@ -23,8 +23,8 @@ imported when a trial is attached, Lightning only when `PruningCallback` is used
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in
 # sys.modules, where a dataclass cannot resolve string annotations.
-import netrc
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,14 @@ if TYPE_CHECKING:
 
     from hydra_plugins.hydra_bohb_sweeper._lightning import PruningCallback
 
-__all__ = ["PruningCallback", "SweepJob", "SweepTrial", "TrialPruned", "current_job", "current_trial"]
+__all__ = [
+    "PruningCallback",
+    "SweepJob",
+    "SweepTrial",
+    "TrialPruned",
+    "current_job",
+    "current_trial",
+]
 
 
 @dataclass(frozen=True)
@@ -95,24 +102,46 @@ class SweepTrial:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, job.trial_number)
         self.number = job.trial_number
         self.budget = job.budget
+        self.n_objectives = len(study.directions)
+        self._study, self._pruner = study, pruner
         self._trial = optuna.Trial(study, trial_id)
         self._last_step = 0
+        self._values_by_epoch: dict[str, list[float]] = {}
 
     @property
     def params(self) -> dict[str, Any]:
         """The sampled parameters (active ones only), by their dotted config keys."""
         return dict(self._trial.params)
 
-    def report(self, value: float, step: int) -> None:
-        """The objective after `step` epochs (1 after the first); the pruner compares trials by it."""
-        self._trial.report(float(value), step=step)
+    def report(self, value: float | Sequence[float], step: int) -> None:
+        """The objective after `step` epochs (1 after the first); the pruner compares trials by it.
+
+        A study with several objectives takes one value per objective, in the order of
+        `hydra.sweeper.direction` (those known before training, such as a parameter count, included)."""
         self._last_step = step
+        if self.n_objectives == 1:
+            self._trial.report(float(value if not isinstance(value, Sequence) else value[0]), step=step)
+            return
+        values = [float(v) for v in value] if isinstance(value, Sequence) else [float(value)]
+        if len(values) != self.n_objectives:
+            raise ValueError(
+                f"report() got {len(values)} values; the study has {self.n_objectives} objectives"
+            )
+        # Optuna refuses trial.report here: the vectors go to a trial attribute the pruner reads.
+        self._values_by_epoch[str(step)] = values
+        self._trial.set_user_attr(names.VALUES_BY_EPOCH_ATTR, self._values_by_epoch)
 
     def should_prune(self) -> bool:
         """Whether to stop now. A trial that has trained its full budget is complete, whatever its rank."""
         if self.budget is not None and self._last_step >= self.budget:
             return False
-        return bool(self._trial.should_prune())
+        if self.n_objectives == 1:
+            return bool(self._trial.should_prune())
+        from hydra_plugins.hydra_bohb_sweeper._pruners import ParetoHyperbandPruner
+
+        if not isinstance(self._pruner, ParetoHyperbandPruner):
+            return False  # no pruning (the sweeper refuses single-objective pruners here)
+        return self._pruner.prunes(self._study, self.number, self._last_step)
 
     @property
     def optuna_trial(self) -> "optuna.Trial":
@@ -125,21 +154,6 @@ def current_trial() -> SweepTrial | None:
     if job is None or job.trial_number is None:
         return None
     return SweepTrial(job)
-
-
-def wandb_mode(mode: str | None) -> str:
-    """W&B's mode, with `auto`: WANDB_MODE if set, else online with credentials and offline without
-    (so a machine without a W&B account never prompts). The sweep's own run resolves it the same way."""
-    if mode not in (None, "auto"):
-        return str(mode)
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        return "online" if netrc.netrc().authenticators("api.wandb.ai") is not None else "offline"
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return "offline"
 
 
 def __getattr__(name: str) -> Any:

@@ -52,6 +52,14 @@ class NopPrunerConf(HyperbandPrunerConf):
 
 
 @dataclass
+class ParetoHyperbandPrunerConf(HyperbandPrunerConf):
+    """Hyperband for several objectives: at each rung a trial goes on only if non-dominated sorting of
+    the vectors its bracket reached there ranks it in the top 1/reduction_factor (see _pruners.py)."""
+
+    _target_: str = "hydra_plugins.hydra_bohb_sweeper._pruners.ParetoHyperbandPruner"
+
+
+@dataclass
 class FinalEvaluationConf:
     """After the search: retrain the best configuration with these overrides, once."""
 
@@ -59,6 +67,9 @@ class FinalEvaluationConf:
     overrides: list[str] = field(default_factory=list)
     # Also run the job's default configuration (with the sweep's fixed overrides) the same way.
     baseline: bool = False
+    # Several objectives: front points whose first objective is within this of the best count as as
+    # good (0.005: half a point of accuracy); the cheapest of them is retrained too.
+    tolerance: float = 0.005
 
 
 @dataclass
@@ -69,10 +80,13 @@ class BOHBSweeperConf:
 
     sampler: Any = MISSING
     pruner: Any = MISSING
-    direction: Any = "maximize"  # maximize | minimize
-    # What the job returns: null means a number (the objective); a key name means a mapping holding the
-    # objective under that key, whose other entries are recorded on the trial as metrics.
-    objective: Optional[str] = None
+    # maximize | minimize, or a list of them: one per objective (a multi-objective study, whose trials
+    # are pruned by hydra/sweeper/pruner=pareto_hyperband).
+    direction: Any = "maximize"
+    # What the job returns: null means a number (a list with several objectives); a key name (a list of
+    # them) means a mapping holding the objective(s) under that key(s), whose other entries are recorded
+    # on the trial as metrics.
+    objective: Any = None
     # The study is resumed when it exists in `storage`: finished trials count towards n_trials.
     # null: the app's job name (hydra.job.name).
     study_name: Optional[str] = None
@@ -118,6 +132,12 @@ def register() -> None:
     cs.store(group="hydra/sweeper/sampler", name="random", node=RandomSamplerConf, provider=provider)
     cs.store(group="hydra/sweeper/pruner", name="hyperband", node=HyperbandPrunerConf, provider=provider)
     cs.store(group="hydra/sweeper/pruner", name="none", node=NopPrunerConf, provider=provider)
+    cs.store(
+        group="hydra/sweeper/pruner",
+        name="pareto_hyperband",
+        node=ParetoHyperbandPrunerConf,
+        provider=provider,
+    )
 
 
 register()

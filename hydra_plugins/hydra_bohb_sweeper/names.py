@@ -18,11 +18,13 @@ OUTPUT_DIR_ATTR = "output_dir"  # the job's Hydra output directory
 FAIL_REASON_ATTR = "fail_reason"  # one line: why a FAIL trial failed
 METRICS_ATTR = "metrics"  # what the job returned beside the objective (a mapping of scalars)
 SURPLUS_ATTR = "surplus"  # asked for when another sweeper had just taken the last slot; never run
+# {epoch: [value per objective]} of a multi-objective trial (Optuna's own per-step values take one).
+VALUES_BY_EPOCH_ATTR = "values_by_epoch"
 
 # Study user attributes.
 PRUNER_ATTR = "pruner_config"  # the pruner's `_target_` config, so jobs prune as the sweeper does
 SEARCH_SPACE_ATTR = "search_space"
-OBJECTIVE_ATTR = "objective"  # the names of the objectives, when the job returns a mapping
+OBJECTIVE_ATTR = "objective"  # the objective's key (a list with several), when the job returns a mapping
 
 # Trial states as written in results files and W&B summaries.
 COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"

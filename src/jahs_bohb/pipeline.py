@@ -74,7 +74,10 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     output_dir = Path(output_dir) if output_dir is not None else Path.cwd()
 
     datamodule, module = build(cfg)
-    pruning = client.PruningCallback(trial, monitor="val/acc_best") if trial is not None else None
+    pruning = None
+    if trial is not None:  # sweeper=bohb_mo's second objective, the parameter count, is known now
+        known = [module.n_parameters] if trial.n_objectives > 1 else []
+        pruning = client.PruningCallback(trial, monitor="val/acc_best", known_values=known)
     best_weights = BestWeights() if cfg.evaluate_test else None
     patience = cfg.get("early_stopping_patience")
     early_stopping = EarlyStopping("val/acc", mode="max", patience=patience) if patience else None

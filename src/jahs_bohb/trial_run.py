@@ -55,10 +55,15 @@ class TrialRun:
         kwargs = tracking.init_kwargs(
             wandb_cfg, **run_names, config=config, save_dir=wandb_dir(cfg, output_dir), quiet=job is not None
         )
-        save_dir = kwargs.pop("dir")
-        logger = WandbLogger(save_dir=save_dir, log_model=False, **kwargs)
-        _ = logger.experiment  # start the run now so setup errors surface before training
-        return cls(logger)
+
+        def start(init: dict[str, Any]) -> WandbLogger:
+            import wandb
+
+            # The run is started here, not by WandbLogger: setup errors surface before training, and
+            # W&B does not warn about the `anonymous` argument WandbLogger always passes.
+            return WandbLogger(experiment=wandb.init(**init), log_model=False)
+
+        return cls(tracking.start_run(start, kwargs))
 
     def finish(self, summary: dict[str, Any]) -> None:
         if self.lightning_logger is None:

@@ -2,10 +2,10 @@
 
 Its learning curve rises with the epoch towards a quality set by `x`, `y` and `z`, so Hyperband has
 something to prune. Inside a sweep it finds its trial through the sweeper's client API, reports every
-epoch and stops with `TrialPruned` when the pruner says so, exactly like `train.py`; it returns its
-objective and a metric (`quality`) as a mapping. `fail=true` raises, `nan=true` returns NaN, `sleep_s`
-makes each epoch take that long, `chaos` injects a fault (SIGKILL or any exception type) into one
-trial. No torch, no files beyond Hydra's own.
+epoch and stops with `TrialPruned` when the pruner says so, exactly like `train.py`. It returns its
+objective and metrics (`size`, `quality`) as a mapping, so it serves two-objective sweeps too.
+`fail=true` raises, `nan=true` returns NaN, `sleep_s` makes each epoch take that long, `chaos` injects a
+fault (SIGKILL or any exception type) into one trial. No torch, no files beyond Hydra's own.
 
     python tests/cheap_app/cheap_task.py -m hydra.sweep.dir=/tmp/sweep hydra.sweeper.n_trials=5
 """
@@ -36,6 +36,11 @@ def quality(x: float, y: str, z: float) -> float:
     return 0.8 - (float(x) - 0.7) ** 2 + Y_BONUS.get(str(y), 0.0) + 0.05 * float(z)
 
 
+def size(x: float) -> int:
+    """A 'parameter count' that grows with x, known before training: below x=0.7 smaller is worse."""
+    return round(1000 * 10 ** (2 * float(x)))
+
+
 def misbehave(chaos: str) -> None:
     """Fault injection: the job's process dies by SIGKILL, or it raises the named exception type."""
     if chaos == "sigkill":
@@ -56,11 +61,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if cfg.chaos and epoch == 2 and trial is not None and trial.number == cfg.chaos_trial:
             misbehave(cfg.chaos)
         value = learning_curve(cfg.x, cfg.y, cfg.z, epoch)
-        if trial is not None:
-            trial.report(value, epoch)
+        if trial is not None:  # with two objectives (accuracy, size) it reports both
+            trial.report(value if trial.n_objectives == 1 else [value, size(cfg.x)], epoch)
             if trial.should_prune():
                 raise client.TrialPruned(f"pruned after epoch {epoch}")
-    return {"acc": value, "quality": quality(cfg.x, cfg.y, cfg.z), "epochs": cfg.max_epochs}
+    return {
+        "acc": value,
+        "size": size(cfg.x),
+        "quality": quality(cfg.x, cfg.y, cfg.z),
+        "epochs": cfg.max_epochs,
+    }
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

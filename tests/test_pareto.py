@@ -1,0 +1,194 @@
+"""Two objectives (accuracy up, size down): pruning decisions on hand-made rungs, the picks from a
+front, hypervolume, and a real two-objective sweep of the cheap app through Hydra's multirun."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from sweeps import Sweep, cheap_task, compose_sweep, scratch_dir, sweep_in_process, sweeper_settings
+
+from hydra_plugins.hydra_bohb_sweeper import _pareto
+from hydra_plugins.hydra_bohb_sweeper._preflight import prepare
+from hydra_plugins.hydra_bohb_sweeper._pruners import (
+    ParetoHyperbandPruner,
+    crowding,
+    nondominated_fronts,
+    promotable,
+)
+from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper.names import FINAL_FILE, VALUES_BY_EPOCH_ATTR
+
+States = optuna.trial.TrialState
+UP_DOWN = ["maximize", "minimize"]
+TWO_OBJECTIVES = (
+    "hydra.sweeper.direction=[maximize,minimize]",
+    "hydra.sweeper.objective=[acc,size]",
+    "hydra/sweeper/pruner=pareto_hyperband",
+)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# --- pruning decisions at a rung ------------------------------------------------------------------
+
+# (accuracy at the rung, parameters) of the trials already there.
+RUNG = [(0.90, 50_000), (0.85, 20_000), (0.80, 8_000), (0.70, 3_000), (0.60, 60_000), (0.50, 40_000)]
+
+
+def test_a_dominated_trial_is_stopped() -> None:
+    # Worse and larger than most trials at the rung: rank far below the top third.
+    assert not promotable((0.55, 45_000), RUNG, UP_DOWN, eta=3)
+
+
+def test_a_trial_on_the_front_goes_on() -> None:
+    # Smaller than every trial there: an end of the front (infinite crowding distance).
+    assert promotable((0.40, 1_000), RUNG, UP_DOWN, eta=3)
+    # More accurate than every trial there: the other end.
+    assert promotable((0.95, 90_000), RUNG, UP_DOWN, eta=3)
+
+
+def test_with_fewer_trials_than_eta_only_non_dominated_ones_go_on() -> None:
+    assert promotable((0.8, 10_000), [(0.9, 20_000)], UP_DOWN, eta=3)  # a trade-off: on the front
+    assert not promotable((0.8, 30_000), [(0.9, 20_000)], UP_DOWN, eta=3)  # dominated
+
+
+def test_fronts_and_crowding() -> None:
+    points = [(1.0, 5.0), (2.0, 3.0), (3.0, 1.0), (3.0, 4.0), (4.0, 4.0)]  # both minimised
+    assert nondominated_fronts(points) == [[0, 1, 2], [3], [4]]
+    distance = crowding(points, [0, 1, 2])
+    assert distance[0] == distance[2] == float("inf") and distance[1] == pytest.approx(2.0)
+
+
+def test_brackets_and_rungs_follow_hyperband() -> None:
+    pruner = ParetoHyperbandPruner(min_resource=1, max_resource=27, reduction_factor=3)
+    assert pruner.n_brackets == 4
+    assert [pruner.rungs(b) for b in range(4)] == [[1, 3, 9], [3, 9], [9], []]
+    # Trials are spread over the brackets as Optuna's HyperbandPruner spreads them (most in bracket 0).
+    brackets = [pruner.bracket("study", n) for n in range(400)]
+    assert brackets.count(0) > brackets.count(1) > brackets.count(3) > 0
+    with pytest.raises(ValueError, match="reduction_factor"):
+        ParetoHyperbandPruner(reduction_factor=1)
+
+
+def test_the_pruner_reads_the_rung_from_the_study() -> None:
+    """The vectors the jobs reported at epoch 1 (a rung of bracket 0), read back from the study."""
+    study = optuna.create_study(directions=UP_DOWN, study_name="rungs")
+    pruner = ParetoHyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3)
+    trials = [study.ask() for _ in range(40)]
+    in_bracket_0 = [t for t in trials if pruner.bracket("rungs", t.number) == 0]
+    *earlier, weak, strong = in_bracket_0[: len(RUNG) + 2]
+    for trial, vector in zip([*earlier, weak, strong], [*RUNG, (0.55, 45_000), (0.95, 10_000)], strict=True):
+        trial.set_user_attr(VALUES_BY_EPOCH_ATTR, {"1": list(vector)})
+    assert pruner.prunes(study, weak.number, 1)
+    assert not pruner.prunes(study, strong.number, 1)
+    assert not pruner.prunes(study, weak.number, 2)  # not a rung
+
+
+# --- the picks and the hypervolume ----------------------------------------------------------------
+
+
+def front_study(points: list[tuple[float, float]]) -> optuna.Study:
+    study = optuna.create_study(directions=UP_DOWN)
+    for acc, size in points:
+        trial = study.ask()
+        study.tell(trial, [acc, size])
+    return study
+
+
+def test_picks_from_a_front() -> None:
+    study = front_study([(0.910, 90_000), (0.907, 40_000), (0.880, 9_000), (0.850, 2_000), (0.70, 1_000)])
+    front, directions = study.best_trials, study.directions
+    chosen = _pareto.picks(front, directions, tolerance=0.005, baseline=[0.86, 29_000])
+    numbers = {name: t.number for name, t in chosen.items()}
+    assert numbers == {
+        "best": 0,  # the most accurate
+        "cheapest_within_tolerance": 1,  # 0.907 is within 0.005 of 0.910, at less than half the size
+        "cheapest_beating_baseline": 2,  # the smallest front point above the baseline's 0.86
+    }
+    assert "cheapest_beating_baseline" not in _pareto.picks(front, directions, 0.005, baseline=[0.95, 1])
+
+
+def test_hypervolume_against_a_reference_point() -> None:
+    points = [(0.9, 4.0), (0.8, 2.0), (0.5, 1.0), (0.4, 9.0)]  # the last is dominated
+    # Reference: accuracy 0, size 10 -> slabs 0.9*6 + 0.8*2... as rectangles from the reference.
+    area = _pareto.hypervolume(points, reference=(0.0, 10.0), directions=UP_DOWN)
+    assert area == pytest.approx(0.9 * 6 + 0.8 * 2 + 0.5 * 1)
+    assert _pareto.hypervolume([(0.9, 11.0)], reference=(0.0, 10.0), directions=UP_DOWN) == 0.0
+
+
+# --- a two-objective sweep ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_objective_sweep() -> Iterator[Sweep]:
+    root = scratch_dir("bohb-mo-")
+    yield sweep_in_process(
+        root / "sweep", *TWO_OBJECTIVES, "hydra.sweeper.n_trials=24",
+        "hydra.sweeper.final_evaluation.enabled=true", "hydra.sweeper.final_evaluation.baseline=true",
+        'hydra.sweeper.final_evaluation.overrides=["max_epochs=20"]',
+    )  # fmt: skip
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_two_objective_sweep_prunes_and_writes_the_front(two_objective_sweep: Sweep) -> None:
+    run = two_objective_sweep
+    run.assert_ok()
+    assert run.results is not None
+    pruned = run.of_state(States.PRUNED)
+    assert pruned and all(len(t.user_attrs[VALUES_BY_EPOCH_ATTR]) in (1, 3) for t in pruned)
+    solutions = run.results["solutions"]
+    assert len(solutions) >= 2
+    values = [tuple(s["values"]) for s in solutions]
+    for acc, size in values:  # no solution dominates another
+        assert not any(a >= acc and s <= size and (a, s) != (acc, size) for a, s in values)
+    for solution in solutions:
+        assert solution["values"][1] == cheap_task.size(solution["params"]["x"])
+    assert [s["values"][0] for s in solutions] == sorted((s["values"][0] for s in solutions), reverse=True)
+    assert run.results["direction"] == ["maximize", "minimize"]
+    assert run.results["epochs_trained"] < run.results["epochs_unpruned"]
+    assert (run.sweep_dir / "pareto_front.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_the_front_picks_are_retrained_beside_the_baseline(two_objective_sweep: Sweep) -> None:
+    final = yaml.safe_load((two_objective_sweep.sweep_dir / FINAL_FILE).read_text())
+    front = {s["trial"] for s in two_objective_sweep.results["solutions"]}  # type: ignore[index]
+    baseline_acc = final["baseline-search"]["value"][0]
+    assert final["baseline-search"]["metrics"]["epochs"] == 9 and final["baseline"]["metrics"]["epochs"] == 20
+    for name, record in final["front"].items():
+        assert record["trial"] in front and record["state"] == "complete", name
+        assert record["metrics"]["epochs"] == 20
+    best, within = final["front"]["best"], final["front"]["cheapest_within_tolerance"]
+    assert best["search_values"][0] - within["search_values"][0] <= 0.005
+    beating = final["front"]["cheapest_beating_baseline"]
+    assert beating["search_values"][0] > baseline_acc
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (
+            ["hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.objective=[acc,size]"],
+            "pareto_hyperband",
+        ),
+        (["hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.objective=acc"], "one direction per"),
+        (["hydra.sweeper.direction=[maximize,sideways]"], "sideways must be maximize or minimize"),
+    ],
+)
+def test_bad_two_objective_settings_are_refused_in_one_line(overrides: list[str], fragment: str) -> None:
+    config, compose = compose_sweep(overrides)
+    with pytest.raises(SweepConfigError) as refused:
+        prepare(sweeper_settings(config), "cheap_task", [], config, compose)
+    assert fragment in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_multiple_objective_pruning_needs_no_reports_from_optuna(tmp_path: Path) -> None:
+    """Optuna refuses trial.report with several objectives: the reason the client keeps vectors."""
+    study = optuna.create_study(directions=UP_DOWN, storage=f"sqlite:///{tmp_path / 'db'}")
+    with pytest.raises(NotImplementedError):
+        study.ask().report(0.5, 1)
