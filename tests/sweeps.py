@@ -100,16 +100,17 @@ class Sweep:
 def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
     """stdout and stderr captured; the logging set up by the sweep and its jobs undone afterwards."""
     out, err = io.StringIO(), io.StringIO()
-    root = logging.getLogger()
+    root, sweeper = logging.getLogger(), logging.getLogger("hydra_plugins.hydra_bohb_sweeper")
     handlers, level = list(root.handlers), root.level
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             yield out, err
     finally:
-        for handler in root.handlers:
+        for handler in [*root.handlers, *sweeper.handlers]:
             if handler not in handlers:
                 handler.close()
         root.handlers[:], root.level = handlers, level
+        sweeper.handlers[:], sweeper.propagate = [], True
         logging.captureWarnings(False)
         optuna.logging.disable_propagation()
         optuna.logging.enable_default_handler()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,28 +26,43 @@ CONSOLE_MODES = ("trials", "full")
 
 
 def quiet(config: DictConfig, sweep_dir: Path) -> list[str]:
-    """Rewrite the sweep's logging (`hydra.hydra_logging`, which launchers re-apply before each batch of
-    jobs) so that console handlers pass only the sweeper's records, add a `sweep.log` file for all of
-    them, apply it, and return the job overrides that take the console off the jobs' own logging."""
+    """Send the sweep process's logging to `sweep.log` only, give the sweeper's own logger a console
+    handler of its own (and `sweep.log`), and return the job overrides that take the console off the
+    jobs' logging.
+
+    The sweep's logging config (`hydra.hydra_logging`) is rewritten in place, because launchers re-apply
+    it before each batch of jobs. The sweeper's logger does not propagate to the root logger: jobs run
+    in this process (the basic launcher) reconfigure the root for their own log files, and the sweeper's
+    lines must neither land there nor depend on it."""
     hydra_cfg = config.hydra
+    sweep_log = sweep_dir.resolve() / SWEEP_LOG
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("[%(asctime)s][HYDRA] %(message)s")
     with flag_override(hydra_cfg, ["readonly", "struct"], False):
         sweep_logging = hydra_cfg.hydra_logging
         if sweep_logging is not None and sweep_logging.get("root") is not None:
-            sweep_logging.filters = {
-                **(sweep_logging.get("filters") or {}),
-                "sweeper_only": {"name": SWEEPER_LOGGER},
-            }
-            for handler in (sweep_logging.get("handlers") or {}).values():
-                if _is_console(handler):
-                    handler.filters = [*(handler.get("filters") or []), "sweeper_only"]
-            sweep_log = {"class": "logging.FileHandler", "filename": str(sweep_dir.resolve() / SWEEP_LOG)}
+            handlers = sweep_logging.get("handlers") or {}
+            file_handler = {"class": "logging.FileHandler", "filename": str(sweep_log)}
             if formatters := list(sweep_logging.get("formatters") or {}):
-                sweep_log["formatter"] = formatters[0]
-            sweep_logging.handlers["sweep_log"] = sweep_log
-            sweep_logging.root.handlers = [*sweep_logging.root.handlers, "sweep_log"]
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+                file_handler["formatter"] = formatters[0]
+                formatter = logging.Formatter(sweep_logging.formatters[formatters[0]].get("format"))
+            sweep_logging.handlers = {**handlers, "sweep_log": file_handler}
+            kept = [
+                name for name in sweep_logging.root.get("handlers") or [] if not _is_console(handlers[name])
+            ]
+            sweep_logging.root.handlers = [*kept, "sweep_log"]
     configure_log(hydra_cfg.hydra_logging, hydra_cfg.verbose)
-    # Optuna's own stderr handler would print around the filters: let its records reach the root.
+    sweeper = logging.getLogger(SWEEPER_LOGGER)
+    console = logging.StreamHandler(sys.stdout)
+    file = logging.FileHandler(sweep_log)
+    for handler in (console, file):
+        handler.setFormatter(formatter)
+    for old in sweeper.handlers:  # an earlier sweep in this process
+        old.close()
+    sweeper.handlers[:] = [console, file]
+    sweeper.setLevel(logging.INFO)
+    sweeper.propagate = False
+    # Optuna's own stderr handler would print around all this: its records go to the root (sweep.log).
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     logging.captureWarnings(True)  # warnings of jobs run in this process go to the logs too

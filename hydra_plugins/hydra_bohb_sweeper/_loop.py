@@ -123,9 +123,8 @@ class BOHBSweep:
             )
         if self._stop_reason == INTERRUPTED:
             kept = self.quota.tally().finished
-            exit_with(
-                f"interrupted: {kept} trials are kept (the one interrupted as failed); {self._resume_hint()}"
-            )
+            trials = "1 trial is" if kept == 1 else f"{kept} trials are"
+            exit_with(f"interrupted: {trials} kept (the one interrupted as failed); {self._resume_hint()}")
         if self._stop_reason:
             exit_with(self._stop_reason)
 

@@ -349,7 +349,8 @@ def build_best_over_time(methods: dict[str, list[Sweep]], baseline: Baseline | N
     axes[0].set_title("against time", fontsize=10)
     axes[1].set_title("against epochs trained", fontsize=10)
     axes[1].yaxis.set_tick_params(labelleft=True)
-    axes[0].legend(loc="lower right", fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:  # nothing to draw before a trial completes
+        axes[0].legend(loc="lower right", fontsize=8)
     return fig
 
 
@@ -679,7 +680,8 @@ def write_report(out_dir: Path, bohb: list[Sweep], random: list[Sweep] | None = 
     for s, r in zip(bohb, counts, strict=True):
         lines.append(
             f"| {s.study.study_name} | {r['n_complete']} / {r['n_pruned']} / {r['n_failed']} | "
-            f"{100 * (r['best_value'] or 0):.2f} | {r['epochs_trained']} / {r['epochs_unpruned']} | "
+            f"{100 * (r['best_value'] or 0):.2f} | "
+            f"{r.get('epochs_trained', 0)} / {r.get('epochs_unpruned', 0)} | "
             f"{_minutes(s.search_seconds())} |"
         )
     if random:
