@@ -5,12 +5,11 @@ hydra.sweeper.n_jobs=N`), how many training epochs per minute does the device de
 much does each trial slow down? Small CNNs on Fashion-MNIST leave a big GPU mostly idle (kernel launch
 and Python overhead dominate), so several processes can overlap their work.
 
-Workload: a strong configuration of the seed's best region (jahs_bohb.model.REFERENCE_CONFIG: 2 convs
-32/64, kernel 5, batch norm, no global pooling, one FC layer of 1024, dropout 0.3; Adam lr 1e-3, batch
-128, random flip and rotation on), trained through the real path of a trial:
-FashionMNISTDataModule + ImageClassifier + pytorch_lightning.Trainer (logger, checkpointing, progress
-bar and model summary off; validation on the holdout after every epoch, as in a trial; TF32 and cuDNN
-autotuning as `jahs_bohb.backends.configure` sets them).
+Workload: the strong configuration of common.CONFIGURATIONS (jahs_bohb.model.REFERENCE_CONFIG: 2 convs
+32/64, kernel 5, batch norm, one FC layer of 1024, dropout 0.3; Adam lr 1e-3, batch 128, random flip and
+rotation), composed from conf/train.yaml and trained as a trial trains: `jahs_bohb.pipeline.build(cfg)`
+(the data module and model, seeded, TF32 and cuDNN autotuning as the job sets them) fitted by the Trainer
+of conf/trainer (logger and progress bar off; validation on the holdout after every epoch).
 
 Variants (each child process is spawned fresh, trains one warm-up epoch, waits on a barrier shared by
 all children of the variant, then is timed for --window seconds or --epochs epochs; a child stops at
@@ -18,7 +17,7 @@ the first epoch end after the window, so every timed epoch is complete):
 
   single_fp32            (a) one process, fp32 (the baseline of every ratio)
   procs_N                (b) N concurrent processes, fp32, for N in --procs
-  bf16_procs_N           (c) precision="bf16-mixed" with the best N of (b)
+  bf16_procs_N           (c) trainer.precision=bf16-mixed with the best N of (b)
   channels_last_procs_N  (d) + channels_last weights, with the best N and the better precision
   compile_procs_N        (d) + torch.compile(net, mode=--compile-mode) on top of channels_last
 
@@ -30,51 +29,30 @@ A variant that fails (bf16 unsupported, compile without a compiler, out of memor
 recorded as {"error": "..."} and the rest still run. The JSON is rewritten after every variant, so a
 run cut short still leaves what it measured.
 
-Run from the repository root; needs only torch, pytorch_lightning, numpy and src/jahs_bohb (no Hydra):
-
-    PYTHONPATH=src python benchmarks/gpu_throughput.py                       # CUDA: 50k images, 20 s
-    PYTHONPATH=src python benchmarks/gpu_throughput.py --device cpu --train-images 500 \\
-        --val-images 200 --procs 1,2 --epochs 1                               # a CPU smoke test
+    python benchmarks/gpu_throughput.py                       # CUDA: 50k images, 20 s windows
+    python benchmarks/gpu_throughput.py --device cpu --train-images 500 \\
+        --val-images 200 --procs 1,2 --epochs 1               # a CPU smoke test
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import json
-import logging
 import multiprocessing as mp
 import os
-import platform
 import queue
-import sys
 import time
 import traceback
-import warnings
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import numpy as np
-import pytorch_lightning as pl
+import common
 import torch
+from omegaconf import OmegaConf
 
-try:
-    import jahs_bohb  # noqa: F401
-except ImportError:  # not installed: use the checkout's src/
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from jahs_bohb import pipeline
 
-from jahs_bohb import backends
-from jahs_bohb.classifier import ImageClassifier
-from jahs_bohb.datamodule import FashionMNISTDataModule
-from jahs_bohb.fashion_mnist import DEBIAN_DIR, find_idx_files
-from jahs_bohb.model import REFERENCE_CONFIG, FashionCNN, count_parameters
-
-SEED_BEST_MODEL = REFERENCE_CONFIG
-LR, BATCH_SIZE, EVAL_BATCH_SIZE, ROTATION_DEGREES = 1e-3, 128, 1000, 10.0
-VAL_SIZE = 10_000  # the datamodule's holdout; training images come from the other 50k
-FALLBACK_DATA_DIR = Path(".device/fashion-mnist")
+CONFIGURATION = "reference_aug"
 OPTIONAL_VARIANTS = ("bf16", "channels_last", "compile")
-
+MAX_EPOCHS = 10_000  # a timed window ends training long before (the config check allows at most this)
 
 # ----------------------------------------------------------------------------------------------------
 # Command line
@@ -82,19 +60,16 @@ OPTIONAL_VARIANTS = ("bf16", "channels_last", "compile")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cuda, cpu")
+    parser = common.parser(__doc__, "gpu_throughput")
+    common.add_trial_args(parser)
     parser.add_argument(
         "--procs", default=None, help='concurrent processes to try (default "1,2,4,6" on CUDA, "1,2" on CPU)'
-    )
-    parser.add_argument(
-        "--train-images", type=int, default=None, help="default: all 50000 on CUDA, 1000 on CPU"
     )
     parser.add_argument(
         "--val-images",
         type=int,
         default=None,
-        help="validated each epoch; default: all 10000 on CUDA, 500 on CPU",
+        help="validated each epoch (data.limit_val); default: all 10000 on CUDA, 500 on CPU",
     )
     parser.add_argument(
         "--window",
@@ -123,23 +98,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="seconds before a variant's children are killed (default: warm-up allowance + window)",
     )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads per child (default: CPU cores // N)"
-    )
-    parser.add_argument(
-        "--data-root",
-        default="auto",
-        help=f"the four IDX(.gz) files; auto: {DEBIAN_DIR} if present, else ./{FALLBACK_DATA_DIR}",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu_throughput.json"))
     args = parser.parse_args(argv)
+    common.resolve_trial_args(parser, args)
 
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     on_cuda = args.device.startswith("cuda")
-    if on_cuda and not torch.cuda.is_available():
-        parser.error("--device cuda but torch.cuda.is_available() is False")
     if args.procs is None:
         args.procs = "1,2,4,6" if on_cuda else "1,2"
     try:
@@ -160,93 +122,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         else:
             args.epochs = 1
     if args.train_images is None:
-        args.train_images = 60_000 - VAL_SIZE if on_cuda else 1000
+        args.train_images = 50_000 if on_cuda else 1000
     if args.val_images is None:
-        args.val_images = VAL_SIZE if on_cuda else 500
+        args.val_images = 10_000 if on_cuda else 500
     if args.variant_timeout is None:
         # Start-up (imports, data to the device), the warm-up epoch(s), compilation, then the window;
         # a fixed-epoch run gets a generous allowance per epoch instead.
         timed = args.window if args.window is not None else 120.0 * args.epochs
         args.variant_timeout = 240.0 + timed
-    args.data_root = resolve_data_root(args.data_root, parser)
     return args
 
 
-def resolve_data_root(value: str, parser: argparse.ArgumentParser) -> str:
-    if value != "auto":
-        if find_idx_files(Path(value)) is None:
-            parser.error(f"--data-root {value} holds no Fashion-MNIST IDX files")
-        return value
-    for candidate in (DEBIAN_DIR, FALLBACK_DATA_DIR):
-        if find_idx_files(candidate) is not None:
-            return str(candidate)
-    parser.error(f"no Fashion-MNIST IDX files in {DEBIAN_DIR} or ./{FALLBACK_DATA_DIR}; pass --data-root")
-    raise AssertionError  # parser.error exits
+def overrides(
+    args: argparse.Namespace, precision: str = "32-true", seed: int | None = None, threads: int | None = None
+) -> list[str]:
+    """The trial's configuration: the strong one, this run's data, device and timing, a precision."""
+    max_epochs = args.warmup_epochs + args.epochs if args.epochs is not None else MAX_EPOCHS
+    return [
+        *common.CONFIGURATIONS[CONFIGURATION],
+        *common.trial_overrides(args, seed=seed, threads=threads),
+        f"data.limit_val={args.val_images}",
+        f"trainer.precision={precision}",
+        f"trainer.max_epochs={max_epochs}",
+    ]
 
 
 # ----------------------------------------------------------------------------------------------------
 # One child process: one training run, timed between a shared barrier and the end of its window
 # ----------------------------------------------------------------------------------------------------
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class WindowTimer(pl.Callback):
-    """Warm-up epochs, then the barrier shared by all children, then a timed window of whole epochs.
-
-    The epoch hooks bracket everything a trial does per epoch (training steps, the module's metric
-    hooks and the validation pass: Lightning runs validation before `on_train_epoch_end`).
-    """
-
-    def __init__(
-        self,
-        device: torch.device,
-        warmup_epochs: int,
-        window: float | None,
-        epochs: int | None,
-        barrier: Any,
-        barrier_timeout: float,
-    ) -> None:
-        self.device = device
-        self.warmup_epochs, self.window, self.epochs = warmup_epochs, window, epochs
-        self.barrier, self.barrier_timeout = barrier, barrier_timeout
-        self.fit_started = self.start = self.end = 0.0
-        self.start_wall = self.end_wall = 0.0
-        self.timed_epochs = 0
-        self.epoch_seconds: list[float] = []
-        self._epoch_started = self.warmup_seconds = 0.0
-        self.device_used_at_start: int | None = None
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.fit_started = time.perf_counter()
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch == self.warmup_epochs:
-            sync(self.device)
-            self.warmup_seconds = time.perf_counter() - self.fit_started
-            self.barrier.wait(timeout=self.barrier_timeout)  # every child starts its window together
-            if self.device.type == "cuda":
-                free, total = torch.cuda.mem_get_info(self.device)
-                self.device_used_at_start = total - free
-            self.start_wall, self.start = time.time(), time.perf_counter()
-        self._epoch_started = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch < self.warmup_epochs:
-            return
-        sync(self.device)
-        now = time.perf_counter()
-        self.epoch_seconds.append(now - self._epoch_started)
-        self.timed_epochs += 1
-        self.end, self.end_wall = now, time.time()
-        done = (
-            self.timed_epochs >= self.epochs if self.epochs is not None else now - self.start >= self.window
-        )
-        if done:
-            trainer.should_stop = True
 
 
 def child_main(rank: int, spec: dict[str, Any], barrier: Any, results: Any) -> None:
@@ -260,69 +163,46 @@ def child_main(rank: int, spec: dict[str, Any], barrier: Any, results: Any) -> N
 
 
 def train_once(spec: dict[str, Any], barrier: Any) -> dict[str, Any]:
-    quiet()
-    torch.set_num_threads(spec["threads"])
+    common.quiet()
     device = torch.device(spec["device"])
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    pl.seed_everything(spec["seed"] + spec["rank"], verbose=False)
-    backends.configure(tf32=True)  # as pipeline.train does (cfg.tf32 defaults to true)
-
-    datamodule = FashionMNISTDataModule(
-        root=spec["data_root"],
-        download=False,
-        val_size=VAL_SIZE,
-        limit_train=spec["train_images"],
-        limit_val=spec["val_images"],
-        batch_size=BATCH_SIZE,
-        eval_batch_size=EVAL_BATCH_SIZE,
-        hflip=True,
-        rotation=True,
-        rotation_degrees=ROTATION_DEGREES,
-        seed=spec["seed"] + spec["rank"],
-    )
-    net: torch.nn.Module = FashionCNN(**SEED_BEST_MODEL)
+    cfg = common.compose_config(spec["overrides"])
+    datamodule, module = pipeline.build(cfg)
     if spec["channels_last"]:
-        net = net.to(memory_format=torch.channels_last)  # Lightning's .to(device) keeps the format
+        module.net = module.net.to(memory_format=torch.channels_last)  # Lightning's .to() keeps the format
     if spec["compile"]:
-        net = torch.compile(net, mode=spec["compile_mode"])  # type: ignore[assignment]
-    module = ImageClassifier(net=net, optimizer=functools.partial(torch.optim.Adam, lr=LR))
+        module.net = cast(torch.nn.Module, torch.compile(module.net, mode=spec["compile_mode"]))
 
-    timer = WindowTimer(
-        device, spec["warmup_epochs"], spec["window"], spec["epochs"], barrier, spec["barrier_timeout"]
-    )
-    trainer = pl.Trainer(
-        accelerator=device.type,
-        devices=1,
-        precision=spec["precision"],
-        max_epochs=spec["warmup_epochs"] + (spec["epochs"] if spec["epochs"] is not None else 100_000),
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        benchmark=None,  # keep what backends.configure set (conf/trainer/default.yaml: benchmark null)
-        callbacks=[timer],
-    )
+    used_at_start: list[int] = []
+
+    def start_window() -> None:
+        barrier.wait(timeout=spec["barrier_timeout"])  # every child starts its window together
+        if device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(device)
+            used_at_start.append(total - free)
+
+    timer = common.EpochTimer(device, spec["warmup_epochs"], spec["window"], start_window)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     fit_called = time.time()
-    trainer.fit(module, datamodule=datamodule)
-    if timer.timed_epochs == 0:
+    common.trainer(cfg, [timer]).fit(module, datamodule=datamodule)
+    timed = timer.timed_seconds
+    if not timed:
         raise RuntimeError("training ended before a timed epoch")
-    seconds = timer.end - timer.start
+    seconds = timer.window_end - timer.window_start
     last = module.history[-1] if module.history else {}
     out: dict[str, Any] = {
         "pid": os.getpid(),
         "torch_threads": torch.get_num_threads(),
-        "startup_seconds": fit_called - spec["spawned_wall"],  # spawn, imports, model; not data
-        "warmup_seconds": timer.warmup_seconds,
-        "timed_epochs": timer.timed_epochs,
+        "startup_seconds": fit_called - spec["spawned_wall"],  # spawn, imports, config, model; not data
+        "warmup_seconds": sum(timer.epoch_seconds[: spec["warmup_epochs"]]),
+        "timed_epochs": len(timed),
         "timed_seconds": seconds,
-        "epochs_per_min": 60.0 * timer.timed_epochs / seconds,
-        "epoch_seconds": timer.epoch_seconds,
-        "start_wall": timer.start_wall,
-        "end_wall": timer.end_wall,
+        "epochs_per_min": 60.0 * len(timed) / seconds,
+        "epoch_seconds": timed,
+        "start_wall": timer.window_start_wall,
+        "end_wall": timer.window_end_wall,
         "train_images": datamodule.split_sizes()["train"],
         "val_images": datamodule.split_sizes()["val"],
         "last_epoch": {k: last[k] for k in ("train/loss", "train/acc", "val/acc") if k in last},
@@ -330,15 +210,8 @@ def train_once(spec: dict[str, Any], barrier: Any) -> dict[str, Any]:
     if device.type == "cuda":
         out["max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
         out["max_memory_reserved_bytes"] = torch.cuda.max_memory_reserved(device)
-        out["device_used_bytes_at_window_start"] = timer.device_used_at_start
+        out["device_used_bytes_at_window_start"] = used_at_start[0] if used_at_start else None
     return out
-
-
-def quiet() -> None:
-    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -362,15 +235,8 @@ def run_variant(
     }
     spec_base = {
         "device": args.device,
-        "data_root": args.data_root,
-        "train_images": args.train_images,
-        "val_images": args.val_images,
         "warmup_epochs": args.warmup_epochs,
         "window": args.window,
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "threads": threads,
-        "precision": precision,
         "channels_last": channels_last,
         "compile": compile_net,
         "compile_mode": args.compile_mode,
@@ -380,10 +246,10 @@ def run_variant(
     if compile_net:
         # Inductor's compile workers per child: N children must not each start a pool of all cores.
         os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(threads)
-    procs = [
-        ctx.Process(target=child_main, args=(r, {**spec_base, "rank": r}, barrier, results))
-        for r in range(n_procs)
-    ]
+    procs = []
+    for rank in range(n_procs):
+        spec = {**spec_base, "overrides": overrides(args, precision, seed=args.seed + rank, threads=threads)}
+        procs.append(ctx.Process(target=child_main, args=(rank, spec, barrier, results)))
     started = time.perf_counter()
     for p in procs:
         p.start()
@@ -417,9 +283,10 @@ def run_variant(
             message = cause["error"]
         else:
             codes = [p.exitcode for p in procs]
+            when = "before exiting" if elapsed < args.variant_timeout else f"in {args.variant_timeout:.0f} s"
             message = (
-                f"{n_procs - len(children)} of {n_procs} children reported nothing within "
-                f"{args.variant_timeout:.0f} s (exit codes {codes})"
+                f"{n_procs - len(children)} of {n_procs} children reported nothing {when} "
+                f"(exit codes {codes}; their tracebacks are in this script's output)"
             )
         return {"settings": settings, "error": message, "children": children, "variant_seconds": elapsed}
     return {"settings": settings, **aggregate(children), "children": children, "variant_seconds": elapsed}
@@ -442,36 +309,14 @@ def aggregate(children: list[dict[str, Any]]) -> dict[str, Any]:
         out["max_memory_reserved_mib_per_process"] = [
             round(c["max_memory_reserved_bytes"] / 2**20, 1) for c in children
         ]
-        used = [c["device_used_bytes_at_window_start"] for c in children]
-        out["device_used_mib_at_window_start"] = round(max(u for u in used if u is not None) / 2**20, 1)
+        used = [u for c in children if (u := c["device_used_bytes_at_window_start"]) is not None]
+        out["device_used_mib_at_window_start"] = round(max(used) / 2**20, 1) if used else None
     return out
 
 
 # ----------------------------------------------------------------------------------------------------
 # Report
 # ----------------------------------------------------------------------------------------------------
-
-
-def machine_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "device": str(device),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "pytorch_lightning": pl.__version__,
-        "numpy": np.__version__,
-    }
-    if device.type == "cuda":
-        info["device_name"] = torch.cuda.get_device_name(device)
-        info["device_memory_mib"] = round(torch.cuda.get_device_properties(device).total_memory / 2**20)
-        info["cuda"] = torch.version.cuda
-        info["cudnn"] = torch.backends.cudnn.version()
-        info["bf16_supported"] = torch.cuda.is_bf16_supported()
-    else:
-        info["device_name"] = f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
-    return info
 
 
 def add_ratios(variants: dict[str, Any]) -> None:
@@ -513,50 +358,47 @@ def print_table(report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    device = torch.device(args.device)
+    common.quiet()
     timing = (
         f"{args.warmup_epochs} warm-up epoch(s), then a {args.window:g} s window of whole epochs per process"
         if args.window is not None
         else f"{args.warmup_epochs} warm-up epoch(s), then {args.epochs} timed epoch(s) per process"
     )
-    report: dict[str, Any] = {
-        "what": "aggregate training epochs per minute of N concurrent processes on one device",
-        "complete": False,
-        "machine": machine_info(device),
-        "torch": torch.__version__,
-        "pytorch_lightning": pl.__version__,
-        "settings": {
-            "device": str(device),
-            "timing": timing,
-            "window_seconds": args.window,
-            "timed_epochs": args.epochs,
-            "warmup_epochs": args.warmup_epochs,
-            "procs": args.procs,
-            "optional_variants": args.variants,
-            "compile_mode": args.compile_mode,
-            "variant_timeout_seconds": args.variant_timeout,
-            "train_images": args.train_images,
-            "val_images": args.val_images,
-            "validation_every_epoch": True,
-            "model": SEED_BEST_MODEL,
-            "n_parameters": count_parameters(FashionCNN(**SEED_BEST_MODEL)),
-            "optimizer": {"name": "Adam", "lr": LR},
-            "batch_size": BATCH_SIZE,
-            "eval_batch_size": EVAL_BATCH_SIZE,
-            "hflip": True,
-            "rotation_degrees": ROTATION_DEGREES,
-            "tf32": True,
-            "data_root": args.data_root,
-            "seed": args.seed,
-        },
-        "variants": {},
+    cfg = common.compose_config(overrides(args))  # what every child composes (its own seed and threads)
+    report = common.new_report(
+        "aggregate training epochs per minute of N concurrent processes on one device", args.device
+    )
+    report["complete"] = False
+    report["settings"] = {
+        "device": args.device,
+        "timing": timing,
+        "window_seconds": args.window,
+        "timed_epochs": args.epochs,
+        "warmup_epochs": args.warmup_epochs,
+        "procs": args.procs,
+        "optional_variants": args.variants,
+        "compile_mode": args.compile_mode,
+        "variant_timeout_seconds": args.variant_timeout,
+        "train_images": args.train_images,
+        "val_images": args.val_images,
+        "validation_every_epoch": True,
+        "overrides": overrides(args),
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "n_parameters": pipeline.build(cfg)[1].n_parameters,
+        "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
+        "tf32": cfg.tf32,
+        "data_root": str(args.data_root),
+        "seed": args.seed,
     }
-    variants: dict[str, Any] = report["variants"]
+    variants: dict[str, Any] = {}
+    report["variants"] = variants
 
     def record(name: str, result: dict[str, Any]) -> None:
         variants[name] = result
         add_ratios(variants)
-        write(report, args.out)
+        common.write_result(report, args.out)
         status = result.get("error") or f"{result['aggregate_epochs_per_min']:.2f} epochs/min"
         print(f"[{name}] {status} ({result.get('variant_seconds', 0):.0f} s)", flush=True)
 
@@ -587,16 +429,9 @@ def main(argv: list[str] | None = None) -> None:
 
     report["best_variant"] = best_of(variants, list(variants))
     report["complete"] = True
-    write(report, args.out)
+    common.write_result(report, args.out)
     print_table(report)
     print(f"\nwritten to {args.out}")
-
-
-def write(report: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

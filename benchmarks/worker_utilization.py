@@ -1,84 +1,67 @@
 """Worker utilisation of a parallel BOHB sweep: busy time / (N workers x sweep wall time).
 
 The sweep runs the cheap app (tests/cheap_app: each epoch sleeps `--epoch-s`, its learning curve gives
-Hyperband realistic pruning) through the real command with `hydra/launcher=joblib` and N trials in
-flight. Busy time per trial is read from the Optuna study (ask -> tell). The batch-mode figure replays
-the same trials the way Hydra's other sweepers schedule them - N at a time, the next batch only when the
-slowest of the batch has ended - so the two numbers compare scheduling on identical work.
+Hyperband realistic pruning; it returns {acc, ...} with `hydra.sweeper.objective=acc`) through the real
+command with `hydra/launcher=joblib` and N trials in flight. Busy time per trial is read from the Optuna
+study (start -> complete). The batch-mode figure replays the same trials the way Hydra's other sweepers
+schedule them - N at a time, the next batch only when the slowest of the batch has ended - so the two
+numbers compare scheduling on identical work.
 
     python benchmarks/worker_utilization.py --workers 4 --trials 48
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-import optuna
+import common
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "tests" / "cheap_app" / "cheap_task.py"
-
-
-def run(sweep_dir: Path, workers: int, trials: int, epoch_s: float) -> optuna.Study:
-    command = [
-        sys.executable, str(APP), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra/launcher=joblib",
-        f"hydra.launcher.n_jobs={workers}", f"hydra.sweeper.n_jobs={workers}",
-        f"hydra.sweeper.n_trials={trials}", f"sleep_s={epoch_s}", "hydra.sweeper.max_failure_rate=1.0",
-    ]  # fmt: skip
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-    return optuna.load_study(study_name="cheap", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+APP = Path("tests") / "cheap_app" / "cheap_task.py"
 
 
-def utilisation(study: optuna.Study, workers: int) -> dict[str, float]:
-    trials = [t for t in study.get_trials() if t.datetime_start and t.datetime_complete]
-    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials]  # type: ignore[operator]
-    start = min(t.datetime_start for t in trials)  # type: ignore[type-var]
-    end = max(t.datetime_complete for t in trials)  # type: ignore[type-var]
-    wall = (end - start).total_seconds()
-    busy = sum(durations)
+def utilisation(study: Any, workers: int) -> dict[str, Any]:
+    seconds = common.trial_seconds(study)
+    trials = [t for t in study.get_trials(deepcopy=False) if t.number in seconds]
+    wall = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
+    busy = sum(seconds.values())
     # Batch mode: trials in launch order, N per batch, each batch as long as its slowest trial.
-    ordered = [d for _, d in sorted(zip((t.number for t in trials), durations, strict=True))]
+    ordered = [seconds[n] for n in sorted(seconds)]
     batch_wall = sum(max(ordered[i : i + workers]) for i in range(0, len(ordered), workers))
     return {
         "trials": len(trials),
-        "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials),
+        "pruned": sum(t.state.name == "PRUNED" for t in trials),
         "busy_s": busy,
         "wall_s": wall,
         "utilisation": busy / (workers * wall),
         "batch_mode_wall_s": batch_wall,
         "batch_mode_utilisation": busy / (workers * batch_wall),
+        "speedup_over_batch_mode": batch_wall / wall,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__, "worker_utilization")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trials", type=int, default=48)
     parser.add_argument("--epoch-s", type=float, default=0.25, help="seconds per simulated epoch")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "worker_utilization.json"
-    )
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    command = [
+        str(APP), "-m", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.workers}",
+        f"hydra.sweeper.n_jobs={args.workers}", f"hydra.sweeper.n_trials={args.trials}",
+        f"sleep_s={args.epoch_s}", "hydra.sweeper.max_failure_rate=1.0",
+    ]  # fmt: skip
+    report = common.new_report("busy time / (workers x wall time) of a joblib sweep vs batch scheduling")
     with tempfile.TemporaryDirectory() as tmp:
-        study = run(Path(tmp) / "sweep", args.workers, args.trials, args.epoch_s)
-        result = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "workers": args.workers,
-            "epoch_s": args.epoch_s,
-            **utilisation(study, args.workers),
-        }
-    result["speedup_over_batch_mode"] = result["batch_mode_wall_s"] / result["wall_s"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+        _, study = common.run_sweep(command, Path(tmp) / "sweep", "cheap")
+        report.update(workers=args.workers, epoch_s=args.epoch_s, **utilisation(study, args.workers))
+    common.write_result(report, args.out)
+    print(
+        f"{args.workers} workers: {report['utilisation']:.1%} vs {report['batch_mode_utilisation']:.1%} in "
+        f"batches ({report['speedup_over_batch_mode']:.2f}x less time; {report['trials']} trials, "
+        f"{report['pruned']} pruned) on {report['machine']['device_name']}; written to {args.out}"
+    )
 
 
 if __name__ == "__main__":

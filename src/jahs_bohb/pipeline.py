@@ -28,6 +28,7 @@ from jahs_bohb import backends
 from jahs_bohb.best_weights import BestWeights
 from jahs_bohb.classifier import ImageClassifier
 from jahs_bohb.config_checks import check_config
+from jahs_bohb.datamodule import FashionMNISTDataModule
 from jahs_bohb.trial_run import TrialRun
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,19 @@ class TrainResult:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
 
 
-def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, ImageClassifier]:
+def build(cfg: DictConfig) -> tuple[FashionMNISTDataModule, ImageClassifier]:
     """The data and the model of one job, seeded and on the configured backends (benchmarks time these)."""
     pl.seed_everything(cfg.seed, verbose=False)
     backends.configure(tf32=cfg.get("tf32", True), threads=cfg.get("torch_threads"))
-    datamodule = instantiate(cfg.data)
+    datamodule: FashionMNISTDataModule = instantiate(cfg.data)
     module = ImageClassifier(net=instantiate(cfg.model), optimizer=instantiate(cfg.optimizer))
     return datamodule, module
+
+
+def make_trainer(cfg: DictConfig, callbacks: list[pl.Callback], logger: Any) -> pl.Trainer:
+    """conf/trainer as a job runs it: one process on one device. SLURM, where there is one, schedules
+    jobs, not Lightning's processes (so no "srun is available but not used" warning in every trial)."""
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[LightningEnvironment()])
 
 
 def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
@@ -86,14 +93,7 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.get("progress_refresh_rate", 20)))
 
     run = TrialRun.start(cfg, output_dir, params=trial.params if trial is not None else {}, job=job)
-    # One process on one device per job: SLURM, where there is one, schedules jobs, not Lightning's
-    # processes (so no "srun is available but not used" warning in every SLURM trial).
-    trainer = instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=run.lightning_logger or False,
-        plugins=[LightningEnvironment()],
-    )
+    trainer = make_trainer(cfg, callbacks, run.lightning_logger or False)
     result = TrainResult(state="failed", n_parameters=module.n_parameters, device=backends.device_name())
     started = time.perf_counter()
     try:
