@@ -49,3 +49,18 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
             return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
     except Exception:  # too few distinct values, constant objective, ...
         return {}
+
+
+def condition_holds(child: str, text: str, values: dict[str, Any]) -> bool:
+    """Whether the sweep condition `text` (hydra.sweeper.conditions' `PARENT OP VALUE`) of parameter
+    `child` holds for a configuration's `values` by dotted key; one that cannot be read, or whose parent
+    is unknown, counts as holding, so that a reader hides nothing by mistake."""
+    from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError, parse_condition
+
+    try:
+        condition = parse_condition(child, text)
+    except SearchSpaceError:
+        return True
+    if condition.parent not in values or values[condition.parent] is None:
+        return condition.parent not in values
+    return condition.holds(values[condition.parent])

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import operator
 import os
-import re
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +26,7 @@ import optuna
 import yaml
 from omegaconf import OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper.analysis import param_importances
+from hydra_plugins.hydra_bohb_sweeper.analysis import condition_holds, param_importances
 from hydra_plugins.hydra_bohb_sweeper.names import (
     FAIL_REASON_ATTR,
     FINAL_FILE,
@@ -134,7 +132,7 @@ class Sweep:
                 values[name] = None
         for _ in conditions:  # conditions may chain: repeat until every parent is settled
             for child, text in conditions.items():
-                if child in values and not _condition_holds(str(text), values):
+                if child in values and not condition_holds(str(child), str(text), values):
                     values[child] = None
         return values
 
@@ -228,31 +226,6 @@ ACCURACY_CMAP = "viridis_r"  # better trials darker, so they stand out on white
 INACTIVE = -0.17  # where an inactive parameter sits on its axis, below the axis' range [0, 1]
 ZERO = -0.085  # where 0 sits on a log axis (the baseline's weight decay), between the two
 Y_RANGE = (-0.24, 1.04)  # the vertical extent of every axis, in the same normalised units
-
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">=": operator.ge,
-    "<=": operator.le,
-    ">": operator.gt,
-    "<": operator.lt,
-    "in": lambda value, options: value in options,
-}
-_CONDITION = re.compile(r"^\s*(?P<parent>[\w./@+-]+)\s*(?P<op>==|!=|>=|<=|>|<|\bin\b)\s*(?P<value>.+?)\s*$")
-
-
-def _condition_holds(text: str, values: dict[str, Any]) -> bool:
-    """A sweep condition (`PARENT OP VALUE`, the grammar of hydra.sweeper.conditions) on known values;
-    one that cannot be read counts as holding, so nothing is hidden by mistake."""
-    match = _CONDITION.match(text)
-    if match is None or match["parent"] not in values:
-        return True
-    parent = values[match["parent"]]
-    try:
-        return parent is not None and bool(_OPERATORS[match["op"]](parent, yaml.safe_load(match["value"])))
-    except (TypeError, yaml.YAMLError):
-        return True
-
 
 @dataclass
 class Baseline:
