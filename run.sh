@@ -41,9 +41,10 @@ case "${1:-}" in
     ;;
   test)
     shift
-    # Real engines the tests start on loopback: PostgreSQL (shared studies), a one-node SLURM cluster,
+    # Real engines the tests start on loopback: PostgreSQL (shared studies), a one-node SLURM cluster
+    # (accounting through slurmdbd on MariaDB: submitit reads job states from sacct),
     # a headless browser (optuna-dashboard).
-    install_debian_packages postgresql slurm-wlm munge chromium chromium-driver
+    install_debian_packages postgresql slurm-wlm slurmdbd munge mariadb-server chromium chromium-driver
     setup
     "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . && "$VENV/bin/mypy"
     # Test files spread over the cores (a file stays on one worker: its module fixtures run once).

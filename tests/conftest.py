@@ -1,14 +1,22 @@
-"""Shared fixtures: the repository root and the real Fashion-MNIST, loaded once per test session."""
+"""Shared fixtures: the repository root, the real Fashion-MNIST loaded once per test session, and the
+real engines the tests start on loopback: PostgreSQL (shared studies) and a one-node SLURM cluster."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import slurm_cluster
 
 from jahs_bohb.fashion_mnist import DEBIAN_DIR, FashionMNIST, load_fashion_mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_PASSWORD = "s3cr3t-Pa55"
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +30,71 @@ def fashion() -> FashionMNIST:
     if not DEBIAN_DIR.is_dir():
         pytest.skip(f"Fashion-MNIST is not installed in {DEBIAN_DIR}")
     return load_fashion_mnist(DEBIAN_DIR, download=False)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+def _pg(*sql: str, database: str = "postgres") -> None:
+    for statement in sql:
+        psql = ["runuser", "-u", "postgres", "--", "psql", "-q", "-d", database, "-v", "ON_ERROR_STOP=1"]
+        subprocess.run([*psql, "-c", statement], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """Debian's PostgreSQL on 127.0.0.1:5432, with a role `jahs` that logs in with a password."""
+    if shutil.which("pg_lsclusters") is None or shutil.which("runuser") is None:
+        pytest.skip("PostgreSQL is not installed (./run.sh test installs Debian's postgresql)")
+    clusters = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True)
+    if not clusters.stdout.strip():
+        pytest.skip("no PostgreSQL cluster (pg_createcluster has not run)")
+    version, name, _port, status = clusters.stdout.split()[:4]
+    if status != "online":
+        subprocess.run(["pg_ctlcluster", version, name, "start"], check=True, timeout=120)
+    _pg(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'jahs') THEN "
+        f"CREATE ROLE jahs LOGIN PASSWORD '{POSTGRES_PASSWORD}'; END IF; END $$;",
+        f"ALTER ROLE jahs WITH LOGIN PASSWORD '{POSTGRES_PASSWORD}' CREATEDB",
+    )
+    return f"postgresql://jahs:{POSTGRES_PASSWORD}@127.0.0.1:5432"
+
+
+@pytest.fixture(scope="session")
+def new_postgres_database(postgres_server: str) -> Callable[[], str]:
+    """Creates a fresh database and returns its URL: for fixtures wider than one test."""
+
+    def create() -> str:
+        database = f"jahs_{uuid.uuid4().hex[:10]}"
+        _pg(f"CREATE DATABASE {database} OWNER jahs")
+        return f"{postgres_server}/{database}"
+
+    return create
+
+
+@pytest.fixture
+def postgres_url(new_postgres_database: Callable[[], str]) -> str:
+    """A fresh database per test, so no study leaks between tests."""
+    return new_postgres_database()
+
+
+# --------------------------------------------------------------------------- SLURM
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[slurm_cluster.SlurmCluster]:
+    """A one-node SLURM cluster with accounting, on loopback, private to this session (see
+    tests/slurm_cluster.py). Without root or the packages the tests that use it skip, saying so; with
+    them, a cluster that does not start is an error (CI must run these tests)."""
+    reason = slurm_cluster.missing_requirements()
+    if reason:
+        pytest.skip(reason)
+    # On /dev/shm where there is one: MariaDB initialises its files there in a second, not five.
+    shm = Path("/dev/shm")
+    root = Path(tempfile.mkdtemp(prefix="slurm-", dir=shm if shm.is_dir() else None))
+    try:
+        cluster = slurm_cluster.start(root)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -111,7 +111,8 @@ def test_metrics_returned_beside_the_objective_are_recorded(root: Path) -> None:
     run = once("default", root)
     for t in run.of_state(States.COMPLETE):
         quality = cheap_task.quality(t.params["x"], t.params["y"], t.params.get("z", 0.0))
-        assert t.user_attrs["metrics"] == {"quality": pytest.approx(quality), "epochs": BUDGET}
+        size = cheap_task.size(t.params["x"])
+        assert t.user_attrs["metrics"] == {"size": size, "quality": pytest.approx(quality), "epochs": BUDGET}
     assert run.results is not None
     best = max(run.of_state(States.COMPLETE), key=lambda t: t.value or 0)
     assert run.results["best_metrics"] == best.user_attrs["metrics"]
@@ -224,7 +225,7 @@ def test_nan_and_a_missing_objective_are_failed_trials(root: Path) -> None:
     wrong.assert_ok()
     reasons = {t.user_attrs["fail_reason"] for t in wrong.trials}
     assert reasons == {
-        "job returned no 'accuracy' (hydra.sweeper.objective); it returned acc, quality, epochs"
+        "job returned no 'accuracy' (hydra.sweeper.objective); it returned acc, size, quality, epochs"
     }
 
 

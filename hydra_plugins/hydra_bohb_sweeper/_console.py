@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +67,9 @@ def quiet(config: DictConfig, sweep_dir: Path) -> list[str]:
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     logging.captureWarnings(True)  # warnings of jobs run in this process go to the logs too
+    # submitit (hydra/launcher=submitit_*) sets up its own stderr handler when first imported, which is
+    # at the first launch, after this: this keeps it from doing so, so its messages reach sweep.log.
+    os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
     return _job_overrides(hydra_cfg.job_logging)
 
 

@@ -20,10 +20,9 @@ from typing import Any
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _console, _final, _pareto, _plots, _results, names
+from hydra_plugins.hydra_bohb_sweeper import _console, _final, _outputs, _results, names
 from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides
 from hydra_plugins.hydra_bohb_sweeper._outcome import Outcome, one_line, outcome_of
 from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override, prepare
@@ -33,7 +32,7 @@ from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError
 from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper._storage import redact
 from hydra_plugins.hydra_bohb_sweeper._study import keep_password_out_of_files, open_study, storage_url
-from hydra_plugins.hydra_bohb_sweeper._sweep_run import SweepRun
+from hydra_plugins.hydra_bohb_sweeper._sweep_run import SweepRun, sweep_record
 
 log = logging.getLogger(__name__)
 States = optuna.trial.TrialState
@@ -93,7 +92,8 @@ class BOHBSweep:
         wandb_settings = (
             OmegaConf.select(self.config, settings.tracking_key) if settings.tracking_key else None
         )
-        self.sweep_run = SweepRun.start(wandb_settings, self.sweep_dir, settings.study_name, self._record())
+        record = sweep_record(settings, space, self._shown_storage)
+        self.sweep_run = SweepRun.start(wandb_settings, self.sweep_dir, settings.study_name, record)
         final = None
         self.quota.start_heartbeats()
         try:
@@ -110,16 +110,8 @@ class BOHBSweep:
                 )
         finally:
             self.quota.stop_heartbeats()
-            results = _results.write(
-                study, self.sweep_dir, self.storage_url, settings.budget, self._stop_reason, final
-            )
-            figures = self._write_figures(study, final)
-            figures.update(self._write_report())
-            self.sweep_run.finish(study, results, figures, failed=self._stop_reason is not None)
-            log.info(
-                "BOHB: %s; results in %s",
-                _results.one_line_summary(results),
-                self.sweep_dir / names.RESULTS_FILE,
+            _outputs.write(
+                study, self.sweep_dir, settings, self.storage_url, self._stop_reason, final, self.sweep_run
             )
         if self._stop_reason == INTERRUPTED:
             kept = self.quota.tally().finished
@@ -138,36 +130,6 @@ class BOHBSweep:
     @property
     def _shown_storage(self) -> str:
         return str(redact(self.storage_url))
-
-    def _record(self) -> dict[str, Any]:
-        """The sweep's settings as its W&B run records them (the storage URL without its password)."""
-        s, space = self.settings, self.space
-        return {
-            "study_name": s.study_name, "storage": self._shown_storage, "n_trials": s.n_trials,
-            "n_jobs": s.n_jobs, "budget_epochs": s.budget, "sampler": s.sampler, "pruner": s.pruner,
-            "search_space": {name: repr(d) for name, d in space.distributions.items()},
-            "conditions": {name: c.text for name, c in space.conditions.items()},
-            "fixed_overrides": [redact(o) for o in space.fixed.values()],
-        }  # fmt: skip
-
-    def _write_figures(self, study: optuna.Study, final: dict[str, Any] | None) -> dict[str, Path]:
-        if not self.settings.multi_objective:
-            return _plots.write_figures(study, self.sweep_dir)
-        final = final or {}
-        chosen = {name: study.trials[record["trial"]] for name, record in final.get("front", {}).items()}
-        baseline = final.get(_final.BASELINE_SEARCH, {}).get("value")
-        return _pareto.write_figure(study, self.sweep_dir, chosen, baseline)
-
-    def _write_report(self) -> dict[str, Path]:
-        if not self.settings.report:
-            return {}
-        try:
-            written = get_method(self.settings.report)(self.sweep_dir)
-        except Exception as exc:  # a report is a view of the results, never a reason to lose them
-            log.warning("BOHB: report %s failed: %s", self.settings.report, one_line(exc))
-            return {}
-        log.info("BOHB: report in %s", written.get("report", self.sweep_dir))
-        return dict(written)
 
     # ---------------------------------------------------------------- workers
     def _n_workers(self) -> int:
@@ -244,7 +206,7 @@ class BOHBSweep:
             with self._lock:
                 frozen = self._tell(study, trial, outcome, output_dir)
                 self.quota.ended(trial)
-                self.progress.trial_finished(study, frozen)
+                self.progress.trial_finished(study, frozen, self.quota.tally().finished)
                 self.sweep_run.trial_finished(study, frozen, self.progress.elapsed())
                 self._check_failure_rate(study)
 
@@ -274,11 +236,7 @@ class BOHBSweep:
         return study.tell(trial, state=outcome.state)
 
     def _check_failure_rate(self, study: optuna.Study) -> None:
-        trials = [
-            t
-            for t in study.get_trials(deepcopy=False, states=FINISHED)
-            if not t.user_attrs.get(names.SURPLUS_ATTR)
-        ]
+        trials = [t for t in _results.counted(study) if t.state in FINISHED]
         failed = sum(t.state == States.FAIL for t in trials)
         settings = self.settings
         if (

@@ -24,8 +24,9 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.done += 1
+    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, finished: int) -> None:
+        """`finished`: the trials that count towards n_trials now (a retried one does not)."""
+        self.done = finished
         if len(study.directions) > 1:
             best_text = f"front {len(study.best_trials)}"
             value_text = ", ".join(f"{v:.4g}" for v in trial.values) if trial.values else "-"

@@ -65,9 +65,9 @@ class TrialQuota:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self._beating)
         trials = self.study.get_trials(deepcopy=False)
-        uncounted = _uncounted(trials)
+        left_out = uncounted(trials)
         return Tally(
-            finished=sum(t.state in FINISHED and t.number not in uncounted for t in trials),
+            finished=sum(t.state in FINISHED and t.number not in left_out for t in trials),
             running=sum(t.state == States.RUNNING for t in trials),
             waiting=sum(t.state == States.WAITING for t in trials),
         )
@@ -90,10 +90,10 @@ class TrialQuota:
         """Whether `trial` lies beyond n_trials: several sweepers may claim the last slot at once; the
         trial numbers (unique, in creation order) decide who keeps it, the same way in every sweeper."""
         trials = self.study.get_trials(deepcopy=False)
-        uncounted = _uncounted(trials)
+        left_out = uncounted(trials)
         claimed = (*FINISHED, States.RUNNING, States.WAITING)
         earlier = [
-            t for t in trials if t.number < trial.number and t.number not in uncounted and t.state in claimed
+            t for t in trials if t.number < trial.number and t.number not in left_out and t.state in claimed
         ]
         return len(earlier) >= self.n_trials
 
@@ -161,7 +161,7 @@ def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
         return {n for t in trials for n in RETRY.retry_history(t)}
 
 
-def _uncounted(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+def uncounted(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     """Trials that do not count towards n_trials: stale trials replaced by their retry (the retry
     counts instead), and surplus trials that were never run."""
     return retried(trials) | {t.number for t in trials if t.user_attrs.get(SURPLUS_ATTR)}

@@ -15,7 +15,7 @@ import optuna
 import yaml
 
 from hydra_plugins.hydra_bohb_sweeper import names
-from hydra_plugins.hydra_bohb_sweeper._quota import retried
+from hydra_plugins.hydra_bohb_sweeper._quota import retried, uncounted
 from hydra_plugins.hydra_bohb_sweeper._storage import redact
 
 States = optuna.trial.TrialState
@@ -26,24 +26,34 @@ def epochs_trained(trial: optuna.trial.FrozenTrial) -> int:
     return max(len(trial.intermediate_values), len(trial.user_attrs.get(names.VALUES_BY_EPOCH_ATTR, {})))
 
 
-def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials, less the surplus ones that were never run."""
+def run_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that ran (or run): all but the surplus ones, which were never launched."""
     return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(names.SURPLUS_ATTR)]
 
 
+def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count towards n_trials: a trial that was retried (its sweeper or its worker
+    died) is replaced by its retry."""
+    trials = study.get_trials(deepcopy=False)
+    left_out = uncounted(trials)
+    return [t for t in trials if t.number not in left_out]
+
+
 def summarize(study: optuna.Study, budget: int) -> dict[str, Any]:
-    trials = counted(study)
+    trials, ran = counted(study), run_trials(study)
     count = {state: sum(t.state == state for t in trials) for state in States}
-    trained = sum(epochs_trained(t) for t in trials)
-    # An unpruned sweep would have trained every pruned trial to the full budget.
-    unpruned = sum(budget if t.state == States.PRUNED else epochs_trained(t) for t in trials)
+    # Every epoch a job trained counts, a retried trial's included; an unpruned sweep would have
+    # trained every pruned trial to the full budget.
+    trained = sum(epochs_trained(t) for t in ran)
+    unpruned = sum(budget if t.state == States.PRUNED else epochs_trained(t) for t in ran)
     summary = {
         "n_trials": len(trials),
         "n_complete": count[States.COMPLETE],
         "n_pruned": count[States.PRUNED],
         "n_failed": count[States.FAIL],
         "n_running": count[States.RUNNING],
-        "n_surplus": len(study.get_trials(deepcopy=False)) - len(trials),
+        "n_retried": len(ran) - len(trials),
+        "n_surplus": len(study.get_trials(deepcopy=False)) - len(ran),
     }
     if not trained:  # the jobs report no per-epoch values: nothing to count in epochs
         return summary
@@ -66,13 +76,16 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 def fail_reasons(study: optuna.Study) -> dict[int, str]:
+    """Why each failed trial failed, the retried ones included (their retry counts instead)."""
     replaced = retried(study.get_trials(deepcopy=False))
-    return {
-        t.number: t.user_attrs.get(names.FAIL_REASON_ATTR)
-        or ("stale: its sweeper stopped (retried)" if t.number in replaced else "no reason recorded")
-        for t in counted(study)
-        if t.state == States.FAIL
-    }
+    reasons = {}
+    for t in run_trials(study):
+        if t.state == States.FAIL:
+            reason = t.user_attrs.get(names.FAIL_REASON_ATTR) or (
+                "stale: its sweeper stopped" if t.number in replaced else "no reason recorded"
+            )
+            reasons[t.number] = f"{reason} (retried)" if t.number in replaced else reason
+    return reasons
 
 
 def write(

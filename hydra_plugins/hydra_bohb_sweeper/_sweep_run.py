@@ -13,10 +13,24 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.hydra_bohb_sweeper._pareto import objective_names
 from hydra_plugins.hydra_bohb_sweeper._results import epochs_trained
+from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace
+from hydra_plugins.hydra_bohb_sweeper._settings import Settings
+from hydra_plugins.hydra_bohb_sweeper._storage import redact
 from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, METRICS_ATTR
 from hydra_plugins.hydra_bohb_sweeper.wandb_mode import wandb_mode, wandb_offline_because, wandb_run_mode
 
 log = logging.getLogger(__name__)
+
+
+def sweep_record(settings: Settings, space: SearchSpace, storage: str) -> dict[str, Any]:
+    """The sweep's settings as its W&B run records them (`storage` without its password)."""
+    return {
+        "study_name": settings.study_name, "storage": storage, "n_trials": settings.n_trials,
+        "n_jobs": settings.n_jobs, "budget_epochs": settings.budget, "sampler": settings.sampler,
+        "pruner": settings.pruner, "search_space": {name: repr(d) for name, d in space.distributions.items()},
+        "conditions": {name: c.text for name, c in space.conditions.items()},
+        "fixed_overrides": [redact(o) for o in space.fixed.values()],
+    }  # fmt: skip
 
 
 class SweepRun:

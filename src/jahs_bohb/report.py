@@ -227,6 +227,7 @@ INACTIVE = -0.17  # where an inactive parameter sits on its axis, below the axis
 ZERO = -0.085  # where 0 sits on a log axis (the baseline's weight decay), between the two
 Y_RANGE = (-0.24, 1.04)  # the vertical extent of every axis, in the same normalised units
 
+
 @dataclass
 class Baseline:
     """The baseline (the job's default configuration) as the final evaluation trained it."""
