@@ -8,6 +8,7 @@ import functools
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.plugins.environments import LightningEnvironment
 from torch import nn
 
 from jahs_bohb.classifier import ImageClassifier, NonFiniteLossError
@@ -30,7 +31,7 @@ def test_nan_loss_stops_training_with_a_clear_error() -> None:
     module = ImageClassifier(NaNNet(), optimizer=functools.partial(torch.optim.SGD, lr=0.1))
     trainer = pl.Trainer(
         max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, accelerator="cpu",
+        enable_model_summary=False, accelerator="cpu", plugins=[LightningEnvironment()],
     )  # fmt: skip
     with pytest.raises(NonFiniteLossError, match="epoch 1"):
         trainer.fit(
