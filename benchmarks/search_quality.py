@@ -1,482 +1,499 @@
-"""Search quality at equal budget: BOHB versus random search versus TPE without pruning.
+"""Search quality at equal epochs: our BOHB sweeper against random search, Hyperband, TPE alone, and the
+seed study's own optimizer (SMAC's multi-fidelity BOHB), HpBandSter's BOHB and DEHB.
 
-The task. A small PyTorch MLP is trained on real Fashion-MNIST on the CPU: the 28x28 images are
-average-pooled to 14x14 and flattened, a stratified subset of the training images (--train-images) is
-trained on, and a stratified 2000-image holdout of the *training* set is the validation set (the
-official test set is never searched on). The search space mirrors the project's joint space: depth
-{1, 2, 3} with one log-int width in [16, 512] per layer, each width sampled only when its layer exists
-(like the project's conditional `n_filters_2/3`), learning rate log [1e-4, 1], weight decay
-log [1e-6, 1e-2], batch size {32, ..., 512}, optimizer {adam, sgd with momentum 0.9} and dropout
-{0, ..., 0.5}. Tensors are pre-loaded; each epoch is one shuffled pass of minibatches (no DataLoader).
+The task (search_quality_app/mlp_task.py): a small MLP on real Fashion-MNIST (14x14, 1500 training
+images, a 1500-image validation holdout of the training set), nine hyperparameters with conditional
+widths and log scales. One unit of budget is one epoch trained, whatever the configuration and whoever
+asked for it; every run of every strategy gets the same budget of epochs (--budget-epochs), trials of at
+most --max-epochs (27) epochs. The anytime curve of a run is its best validation accuracy against epochs
+trained; the test accuracy of its incumbent (the configuration and epoch with the best validation
+accuracy, measured on all 10k test images) is recorded but never steers anything.
 
-Why it is an honest multi-fidelity benchmark. The fidelity is the number of epochs actually trained,
-as in the project: nothing is tabulated, surrogated or extrapolated. A low-budget observation (the
-validation accuracy after 1, 3 or 9 epochs) is a genuinely noisy and biased estimate of the 27-epoch
-result (a small learning rate or batch-size-512 SGD starts slowly, an aggressive one may start fast and
-then stall or diverge), so Hyperband can be fooled just as it can in the real sweep. The cost the
-budget counts is the same unit for every strategy: one epoch of training on the same images, whatever
-the configuration.
+The budget: 405 epochs per run (15 full trainings; one Hyperband iteration of the 1-3-9-27 schedule is
+357 epochs, 49 configurations), the regime of the project's own sweeps (64 trials of Hyperband
+1..27 train about 470 epochs). An epoch costs about 0.06 CPU-seconds and a run about 35, so the 70 runs
+(7 strategies x 10 seeds) take about 2500 CPU-seconds: 21 minutes on 2 idle cores.
 
-The strategies, each run with ask/tell until a total of --budget-epochs epochs has been trained:
+The strategies. The first four run through the real sweeper: Hydra's multirun of the app
+search_quality_app/app.py (basic launcher, in this process, as `python app.py -m` would), whose jobs
+report every epoch through the sweeper's client API and are pruned by the sweeper's pruner. Sampler and
+pruner carry the keys that conf/sweeper/bohb.yaml sets, so `ours` is configured as `train.py -m
+sweeper=bohb`:
 
-  bohb    TPESampler as the sweeper configures it (multivariate, group, constant liar,
-          n_startup_trials=10, seed) + HyperbandPruner(min_resource=1, max_resource=--max-epochs,
-          reduction_factor=3); both built from the plugin's own config dataclasses;
-  tpe     the same TPESampler + NopPruner (every trial trains --max-epochs epochs);
-  random  RandomSampler(seed) + NopPruner.
+  ours        TPE (multivariate, group, constant liar) + Hyperband (1, 27, eta 3): hydra/sweeper=bohb
+  random      random search: hydra/sweeper/sampler=random hydra/sweeper/pruner=none
+  hyperband   Hyperband with random sampling: hydra/sweeper/sampler=random
+  tpe         TPE without pruning: hydra/sweeper/pruner=none
+  smac        SMAC 2 MultiFidelityFacade (random forest, Hyperband eta 3), ask/tell
+  hpbandster  HpBandSter BOHB (KDE per budget, eta 3), its Master and a Worker
+  dehb        DEHB (eta 3), ask/tell
 
-Runs with the same seed share common random numbers: TPE's 10 start-up trials draw the same
-configurations as random search's first 10, and trial k of every strategy trains with the same torch
-seed, so the comparison's noise is mostly the strategies' own.
+The external optimizers (search_quality_app/external.py) drive the same training function with their
+own recommended multi-fidelity settings; a configuration they promote continues its training rather
+than starting over, so they pay for epochs trained exactly as the sweeper's pruned trials do. Run k of
+every strategy uses seed k for its optimizer, and configuration number i of every run trains with torch
+seed (k, i) (common random numbers).
 
-A trial's objective is its best validation accuracy so far, reported after every epoch with
-trial.report(value, epoch); the trial stops when trial.should_prune() says so (never at its last
-epoch), and is told as PRUNED (Optuna's TPE then ranks it by the epoch it reached and that value, as
-in the sweeper). The trial that would overrun the budget is cut at the budget. The anytime curve of
-a run is the best validation accuracy observed vs cumulative epochs trained. Because the best of many
-noisy validation scores is optimistically biased (more so for a strategy that looks at more
-configurations), each run also records the accuracy, on a stratified subset of the official test
-set, of its incumbent (the trial and epoch with the best validation accuracy): that number is never
-used for any decision.
+Statistics: anytime curves (median and quartiles over seeds), final best validation accuracy and the
+incumbent's test accuracy, paired win rates and Wilcoxon signed-rank p-values of `ours` against each
+strategy (seed k against seed k), and the budget fraction at which each strategy's median curve (and
+each seed's) reaches random search's final median.
 
-Run from the repository root (the default, 3000 training images so that it takes about 5-10 minutes
-on 2 otherwise idle CPU cores, spends about 1000 CPU-seconds):
+Setup, once (a venv beside the project's that sees its packages and adds smac, hpbandster and dehb;
+dehb goes in with --no-deps, its numpy<2 pin is stale):
 
-    .venv/bin/python benchmarks/search_quality.py
-    .venv/bin/python benchmarks/search_quality.py --budget-epochs 270 --seeds 2   # a quick look
+    .venv/bin/python benchmarks/search_quality.py --setup
 
-Output: a JSON (--out) with the settings, the machine, per-strategy per-seed results, the median and
-25%/75% curves at every 10% of the budget and the headline ratios, and a PNG next to it.
+Run (the full benchmark writes benchmarks/reference/search_quality.{json,png}, which are committed;
+--quick writes benchmarks/results/search_quality_quick.{json,png}):
+
+    benchmarks/.venv-search/bin/python benchmarks/search_quality.py --quick   # ~260 CPU-s: 3 min on 2 cores
+    nohup nice -n 10 benchmarks/.venv-search/bin/python benchmarks/search_quality.py > sq.log 2>&1 &
+
+Each finished run is appended to benchmarks/results/<name>.runs.jsonl (with every epoch's configuration
+and validation accuracy); --resume reuses the runs there that have the same settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
-import math
 import multiprocessing as mp
 import os
-import platform
+import shutil
+import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
+import venv
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
-import torch
-import torch.nn.functional as F
-from torch import nn
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-try:
-    import jahs_bohb  # noqa: F401
-except ImportError:  # not installed: use the checkout's src/
-    sys.path.insert(0, str(ROOT / "src"))
+APP_DIR = ROOT / "benchmarks" / "search_quality_app"
+sys.path.insert(0, str(APP_DIR))  # the app's modules: a folder of scripts, not a package
 
-from hydra_plugins.hydra_bohb_sweeper.config import HyperbandPrunerConf, TPESamplerConf  # noqa: E402
-from jahs_bohb.fashion_mnist import load_fashion_mnist  # noqa: E402
-from jahs_bohb.splits import limit, train_val_split  # noqa: E402
+import mlp_task  # noqa: E402
 
-STRATEGIES = ("bohb", "tpe", "random")
-COLOURS = {"bohb": "tab:blue", "tpe": "tab:orange", "random": "tab:green"}
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "search_quality.json"
-SPLIT_SEED = 0  # the data split is the same for every strategy and seed
-WIDTH_RANGE = (16, 512)
-BATCH_SIZES = (32, 64, 128, 256, 512)
-DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-CHECKPOINTS = 10  # quantile curves at every 10% of the budget
+SWEEPER = ("ours", "random", "hyperband", "tpe")
+EXTERNAL = ("smac", "hpbandster", "dehb")
+STRATEGIES = SWEEPER + EXTERNAL
+LABELS = {
+    "ours": "ours: TPE + Hyperband (sweeper=bohb)",
+    "random": "random search",
+    "hyperband": "Hyperband, random sampling",
+    "tpe": "TPE, no pruning",
+    "smac": "SMAC MultiFidelityFacade",
+    "hpbandster": "HpBandSter BOHB",
+    "dehb": "DEHB",
+}
+COLOURS = {
+    "ours": "tab:blue",
+    "random": "tab:gray",
+    "hyperband": "tab:olive",
+    "tpe": "tab:orange",
+    "smac": "tab:red",
+    "hpbandster": "tab:purple",
+    "dehb": "tab:green",
+}
+BENCH_VENV = ROOT / "benchmarks" / ".venv-search"
+BOHB_YAML = ROOT / "conf" / "sweeper" / "bohb.yaml"
+REFERENCE_OUT = ROOT / "benchmarks" / "reference" / "search_quality.json"
+RESULTS_DIR = ROOT / "benchmarks" / "results"  # git-ignored: scratch, and each run as it finishes
+QUICK_OUT = RESULTS_DIR / "search_quality_quick.json"
+EXTERNAL_PACKAGES = ("smac==2.4.1", "hpbandster==0.7.4")
+EXTERNAL_NO_DEPS = ("dehb==0.1.2", "loguru", "pyarrow")  # dehb pins numpy<2, which it does not need
+CHECKPOINTS = 20  # quantile curves at every 5% of the budget
 
 
 @dataclass(frozen=True)
 class Settings:
+    strategies: tuple[str, ...]
+    seeds: tuple[int, ...]
     budget_epochs: int
-    seeds: int
     max_epochs: int
     train_images: int
     val_images: int
-    test_images: int
+    test_images: int | None
     processes: int
-    # Read from the plugin's config dataclasses once, in the parent (seed and max_resource overridden).
-    tpe_kwargs: dict[str, Any]
-    hyperband_kwargs: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Data:
-    """Pre-pooled, standardised, flattened images (float32) and int64 labels."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    ours_overrides: tuple[str, ...] = ()  # experiments with the sweeper's settings (--ours-override)
 
 
 @dataclass
 class RunResult:
     strategy: str
     seed: int
-    best_val: list[float]  # best validation accuracy seen, after each cumulative epoch 1..budget
-    incumbent_test: list[float]  # test accuracy of the incumbent at that point
-    n_trials: int = 0
-    n_full: int = 0  # trials that trained max_epochs
-    n_pruned: int = 0
-    n_cut: int = 0  # the trial stopped by the end of the budget
-    epochs_per_trial: dict[int, int] = dataclasses.field(default_factory=dict)
-    incumbent: dict[str, Any] = dataclasses.field(default_factory=dict)
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0  # this process's CPU time: wall time depends on what else the machine runs
+    best_val: list[float]  # best validation accuracy seen, after each epoch trained 1..budget
+    incumbent_test: list[float]  # the test accuracy of the incumbent at that point
+    incumbent: dict[str, Any]
+    configurations: int  # distinct configurations trained
+    epochs_per_configuration: dict[int, int]  # epochs trained -> how many configurations
+    details: dict[str, Any]  # what the strategy reports besides
+    seconds: float
+    cpu_seconds: float  # of the whole run, in its own process
+    training_cpu_seconds: float  # of the epochs alone; the rest is the optimizer's (and Hydra's) own
+    config_of_epoch: list[int]  # which configuration each epoch trained (numbered in order of first epoch)
+    val_of_epoch: list[float]  # the validation accuracy after it
 
 
-# --- data --------------------------------------------------------------------------------------------
+# --- our sweeper's strategies: Hydra's multirun of the app ---------------------------------------------
 
 
-def _pool_flatten(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 196): 2x2 average pooling to 14x14."""
-    x = torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
-    return F.avg_pool2d(x, 2).flatten(1).numpy()
+def bohb_yaml_keys(group: str) -> dict[str, Any]:
+    """The sampler or pruner keys that conf/sweeper/bohb.yaml sets (the project's sweep)."""
+    config = yaml.safe_load(BOHB_YAML.read_text())
+    return dict(config["hydra"]["sweeper"].get(group) or {})
 
 
-def prepare_data(train_images: int, val_images: int, test_images: int) -> Data:
-    """Stratified train subset + holdout of the training images, and a stratified test subset."""
-    fm = load_fashion_mnist(download=False)
-    train_idx, val_idx = train_val_split(fm.train_labels, val_images, SPLIT_SEED)
-    train_idx = limit(train_idx, fm.train_labels, train_images, SPLIT_SEED)
-    test_idx = limit(np.arange(len(fm.test_labels)), fm.test_labels, test_images, SPLIT_SEED)
-    x_train = _pool_flatten(fm.train_images[train_idx])
-    mean, std = float(x_train.mean()), float(x_train.std())
+def _format(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
-    def norm(images: np.ndarray) -> np.ndarray:
-        return (_pool_flatten(images) - mean) / std
 
-    return Data(
-        x_train=norm(fm.train_images[train_idx]),
-        y_train=fm.train_labels[train_idx],
-        x_val=norm(fm.train_images[val_idx]),
-        y_val=fm.train_labels[val_idx],
-        x_test=norm(fm.test_images[test_idx]),
-        y_test=fm.test_labels[test_idx],
+def sweep_overrides(strategy: str, seed: int, settings: Settings, sweep_dir: Path) -> list[str]:
+    sampler = {k: v for k, v in bohb_yaml_keys("sampler").items() if k != "seed"}
+    pruner = bohb_yaml_keys("pruner") | {"max_resource": settings.max_epochs}
+    random_sampler = strategy in ("random", "hyperband")
+    pruned = strategy in ("ours", "hyperband")
+    out = [
+        *(["hydra/sweeper/sampler=random"] if random_sampler else []),
+        *([] if pruned else ["hydra/sweeper/pruner=none"]),
+        f"hydra.sweeper.sampler.seed={seed}",
+        *([] if random_sampler else [f"hydra.sweeper.sampler.{k}={_format(v)}" for k, v in sampler.items()]),
+        *(f"hydra.sweeper.pruner.{k}={_format(v)}" for k, v in pruner.items()),
+        f"hydra.sweeper.study_name=search-quality-{strategy}-{seed}",
+        f"hydra.sweep.dir={sweep_dir}",
+        "hydra.output_subdir=null",  # no .hydra/ folder per trial
+        "hydra/job_logging=none",  # no log file per trial
+        f"seed={seed}",
+        f"ledger.budget_epochs={settings.budget_epochs}",
+        f"data.train_images={settings.train_images}",
+        f"data.val_images={settings.val_images}",
+        f"data.test_images={'null' if settings.test_images is None else settings.test_images}",
+        *(settings.ours_overrides if strategy == "ours" else ()),
+    ]
+    return out
+
+
+def run_sweep(strategy: str, seed: int, settings: Settings, sweep_dir: Path) -> dict[str, Any]:
+    """One sweep of the app in this process until its ledger's budget is spent (the job then stops the
+    sweep as Ctrl-C would: the sweeper records the trial in flight as failed and exits with code 2)."""
+    import app
+    import optuna
+    from hydra._internal.hydra import Hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = sweep_overrides(strategy, seed, settings, sweep_dir)
+    GlobalHydra.instance().clear()
+    hydra_app = Hydra.create_main_hydra_file_or_module(
+        calling_file=str(APP_DIR / "app.py"), calling_module=None, config_path="conf", job_name="app"
     )
-
-
-# --- search space, model, training -------------------------------------------------------------------
-
-
-def suggest(trial: optuna.Trial) -> dict[str, Any]:
-    """The joint space; width_k exists only when depth >= k (the project's conditional filters)."""
-    params: dict[str, Any] = {"depth": trial.suggest_categorical("depth", [1, 2, 3])}
-    for k in range(1, params["depth"] + 1):
-        params[f"width_{k}"] = trial.suggest_int(f"width_{k}", *WIDTH_RANGE, log=True)
-    params["lr"] = trial.suggest_float("lr", 1e-4, 1.0, log=True)
-    params["weight_decay"] = trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
-    params["batch_size"] = trial.suggest_categorical("batch_size", list(BATCH_SIZES))
-    params["optimizer"] = trial.suggest_categorical("optimizer", ["adam", "sgd"])
-    params["dropout"] = trial.suggest_categorical("dropout", list(DROPOUTS))
-    return params
-
-
-def build_model(params: dict[str, Any], n_in: int, n_classes: int = 10) -> nn.Module:
-    layers: list[nn.Module] = []
-    width_in = n_in
-    for k in range(1, params["depth"] + 1):
-        width = params[f"width_{k}"]
-        layers += [nn.Linear(width_in, width), nn.ReLU(), nn.Dropout(params["dropout"])]
-        width_in = width
-    layers.append(nn.Linear(width_in, n_classes))
-    return nn.Sequential(*layers)
-
-
-def build_optimizer(params: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
-    if params["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
-    return torch.optim.SGD(
-        model.parameters(), lr=params["lr"], momentum=0.9, weight_decay=params["weight_decay"]
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            hydra_app.multirun(
+                config_name="config", task_function=app.run, overrides=overrides, with_log_configuration=False
+            )
+        except SystemExit as exc:
+            code = exc.code
+        finally:
+            GlobalHydra.instance().clear()
+    ledger = mlp_task.Ledger.open(sweep_dir / "epochs.jsonl", settings.budget_epochs)
+    if not ledger.spent:
+        raise RuntimeError(
+            f"{strategy} seed {seed}: the sweep ended (exit code {code}) after {ledger.epochs} of "
+            f"{settings.budget_epochs} epochs:\n{err.getvalue()[-3000:]}"
+        )
+    study = optuna.load_study(
+        study_name=f"search-quality-{strategy}-{seed}", storage=f"sqlite:///{sweep_dir / 'optuna.db'}"
     )
+    states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    return {"trials": len(study.trials), "states": dict(states), "rows": ledger.rows}
 
 
-def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    batch_size: int,
-    generator: torch.Generator,
-) -> None:
-    model.train()
-    order = torch.randperm(len(x), generator=generator)
-    for start in range(0, len(x), batch_size):
-        idx = order[start : start + batch_size]
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x[idx]), y[idx]).backward()
-        optimizer.step()
+# --- one run, in a worker process ----------------------------------------------------------------------
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    return int((model(x).argmax(1) == y).sum()) / len(y)
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A fresh directory, on /dev/shm where there is one (SQLite commits there are cheap)."""
+    shm = Path("/dev/shm")
+    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
-# --- one strategy, one seed --------------------------------------------------------------------------
+def run_one(strategy: str, seed: int, settings: Settings) -> RunResult:
+    started, cpu_started = time.perf_counter(), time.process_time()
+    details: dict[str, Any]
+    if strategy in SWEEPER:
+        with scratch_dir(f"sq-{strategy}-{seed}-") as sweep_dir:
+            details = run_sweep(strategy, seed, settings, sweep_dir)
+        rows = details.pop("rows")
+    else:
+        import external
 
-
-def _conf_kwargs(conf: Any) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(conf).items() if not k.startswith("_")}
-
-
-def make_sampler(strategy: str, seed: int, settings: Settings) -> optuna.samplers.BaseSampler:
-    if strategy == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    with warnings.catch_warnings():  # multivariate, group and constant_liar are experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(**{**settings.tpe_kwargs, "seed": seed})
-
-
-def make_pruner(strategy: str, settings: Settings) -> optuna.pruners.BasePruner:
-    if strategy == "bohb":
-        return optuna.pruners.HyperbandPruner(**settings.hyperband_kwargs)
-    return optuna.pruners.NopPruner()
-
-
-class Tracker:
-    """Cumulative epochs trained and the incumbent, i.e. the best (trial, epoch) by validation accuracy."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.epochs = 0
-        self.best_val: list[float] = []
-        self.incumbent_test: list[float] = []
-        self.incumbent: dict[str, Any] = {"val_acc": -math.inf}
-
-    @property
-    def left(self) -> int:
-        return self.budget - self.epochs
-
-    def observe(self, trial: optuna.Trial, epoch: int, val_acc: float, test_acc: float) -> None:
-        self.epochs += 1
-        if val_acc > self.incumbent["val_acc"]:
-            self.incumbent = {
-                "val_acc": val_acc,
-                "test_acc": test_acc,
-                "trial": trial.number,
-                "epoch": epoch,
-                "at_cumulative_epoch": self.epochs,
-                "params": dict(trial.params),
-            }
-        self.best_val.append(self.incumbent["val_acc"])
-        self.incumbent_test.append(self.incumbent["test_acc"])
-
-
-def run_trial(
-    trial: optuna.Trial, tensors: dict[str, torch.Tensor], max_epochs: int, tracker: Tracker, torch_seed: int
-) -> tuple[optuna.trial.TrialState, float, int]:
-    """Train one configuration epoch by epoch; returns (state, objective, epochs trained)."""
-    params = suggest(trial)
-    torch.manual_seed(torch_seed)
-    generator = torch.Generator().manual_seed(torch_seed)
-    model = build_model(params, tensors["x_train"].shape[1])
-    optimizer = build_optimizer(params, model)
-    best = 0.0
-    for epoch in range(1, max_epochs + 1):
-        train_epoch(model, optimizer, tensors["x_train"], tensors["y_train"], params["batch_size"], generator)
-        val_acc = accuracy(model, tensors["x_val"], tensors["y_val"])
-        tracker.observe(trial, epoch, val_acc, accuracy(model, tensors["x_test"], tensors["y_test"]))
-        best = max(best, val_acc)
-        trial.report(best, epoch)
-        if epoch < max_epochs and trial.should_prune():
-            return optuna.trial.TrialState.PRUNED, best, epoch
-        if tracker.left == 0 and epoch < max_epochs:  # cut by the end of the budget
-            return optuna.trial.TrialState.FAIL, best, epoch
-    return optuna.trial.TrialState.COMPLETE, best, max_epochs
-
-
-def run_strategy(strategy: str, seed: int, settings: Settings, data: Data) -> RunResult:
-    """Ask/tell until the epoch budget is spent; the anytime curve has one point per epoch trained."""
-    start, cpu_start = time.perf_counter(), time.process_time()
-    tensors = {f.name: torch.from_numpy(getattr(data, f.name)) for f in dataclasses.fields(data)}
-    study = optuna.create_study(
-        study_name=f"search-quality-{strategy}-{seed}",
-        direction="maximize",
-        sampler=make_sampler(strategy, seed, settings),
-        pruner=make_pruner(strategy, settings),
-    )
-    tracker = Tracker(settings.budget_epochs)
-    states: Counter[optuna.trial.TrialState] = Counter()
-    epochs_per_trial: Counter[int] = Counter()
-    while tracker.left > 0:
-        trial = study.ask()
-        torch_seed = seed * 1_000_003 + trial.number
-        state, value, epochs = run_trial(trial, tensors, settings.max_epochs, tracker, torch_seed)
-        study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state)
-        states[state] += 1
-        epochs_per_trial[epochs] += 1
+        data = mlp_task.load_data(settings.train_images, settings.val_images, settings.test_images)
+        ledger = mlp_task.Ledger(budget=settings.budget_epochs)
+        details = external.run(strategy, data, ledger, seed, settings.max_epochs)
+        rows = ledger.rows
+    cpu, wall = time.process_time() - cpu_started, time.perf_counter() - started
+    best_val, incumbent_test, incumbent = mlp_task.anytime_curves(rows)
+    epochs_of = Counter(row["config"] for row in rows)
     return RunResult(
         strategy=strategy,
         seed=seed,
-        best_val=tracker.best_val,
-        incumbent_test=tracker.incumbent_test,
-        n_trials=len(study.trials),
-        n_full=states[optuna.trial.TrialState.COMPLETE],
-        n_pruned=states[optuna.trial.TrialState.PRUNED],
-        n_cut=states[optuna.trial.TrialState.FAIL],
-        epochs_per_trial=dict(sorted(epochs_per_trial.items())),
-        incumbent=tracker.incumbent,
-        seconds=time.perf_counter() - start,
-        cpu_seconds=time.process_time() - cpu_start,
+        best_val=best_val,
+        incumbent_test=incumbent_test,
+        incumbent=incumbent,
+        configurations=len(epochs_of),
+        epochs_per_configuration=dict(sorted(Counter(epochs_of.values()).items())),
+        details=details,
+        seconds=round(wall, 1),
+        cpu_seconds=round(cpu, 1),
+        training_cpu_seconds=round(sum(row["cpu_s"] for row in rows), 1),
+        config_of_epoch=[row["config"] for row in rows],
+        val_of_epoch=[row["val_acc"] for row in rows],
     )
 
 
-# --- worker processes --------------------------------------------------------------------------------
+def _init_worker() -> None:
+    import optuna
+    import torch
 
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(settings: Settings, data: Data) -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    _WORKER.update(settings=settings, data=data)
+    warnings.simplefilter("ignore")
 
 
-def _run_job(job: tuple[str, int]) -> RunResult:
-    return run_strategy(job[0], job[1], _WORKER["settings"], _WORKER["data"])
+def _run_job(job: tuple[str, int, Settings]) -> RunResult:
+    return run_one(*job)
 
 
-def _report(result: RunResult, done: int, total: int) -> None:
+def _print_run(result: RunResult, done: int, total: int) -> None:
     print(
-        f"  {result.strategy:6s} seed {result.seed}: best val {result.best_val[-1]:.4f} "
-        f"(test {result.incumbent_test[-1]:.4f}), {result.n_trials} trials, {result.seconds:.0f} s "
-        f"({result.cpu_seconds:.0f} s CPU) [{done}/{total}]",
+        f"  [{done}/{total}] {result.strategy:10s} seed {result.seed:2d}: best val {result.best_val[-1]:.4f}"
+        f" (incumbent test {result.incumbent_test[-1]:.4f}), {result.configurations} configurations,"
+        f" {result.seconds:.0f} s wall, {result.cpu_seconds:.0f} s CPU"
+        f" ({result.cpu_seconds - result.training_cpu_seconds:.0f} s not training)",
         flush=True,
     )
 
 
-def run_all(settings: Settings, data: Data) -> list[RunResult]:
-    """Every (strategy, seed) run, in `settings.processes` spawned single-threaded worker processes.
+def sweeper_defaults() -> dict[str, Any]:
+    """The sampler and pruner of `ours`: the plugin's defaults with the keys conf/sweeper/bohb.yaml sets."""
+    from hydra_plugins.hydra_bohb_sweeper.config import HyperbandPrunerConf, TPESamplerConf
 
-    A worker that dies (e.g. an import error) raises BrokenProcessPool here instead of hanging.
-    """
-    # BOHB first: its many short trials cost the most sampler time, so it should not be the straggler.
-    jobs = [(strategy, seed) for strategy in STRATEGIES for seed in range(settings.seeds)]
-    results: list[RunResult] = []
+    return {
+        "sampler": dataclasses.asdict(TPESamplerConf()) | bohb_yaml_keys("sampler"),
+        "pruner": dataclasses.asdict(HyperbandPrunerConf()) | bohb_yaml_keys("pruner"),
+    }
+
+
+def settings_key(settings: Settings, strategy: str) -> dict[str, Any]:
+    """What must match for a saved run of `strategy` to be reused by --resume."""
+    skip = ("strategies", "seeds", "processes", *(() if strategy == "ours" else ("ours_overrides",)))
+    key = {k: v for k, v in dataclasses.asdict(settings).items() if k not in skip}
+    if strategy in SWEEPER:
+        key["sweeper"] = sweeper_defaults()
+    return json.loads(json.dumps(key))  # as it reads back from the file
+
+
+def load_runs(path: Path, settings: Settings) -> dict[tuple[str, int], RunResult]:
+    runs: dict[tuple[str, int], RunResult] = {}
+    if not path.exists():
+        return runs
+    for line in path.read_text().splitlines():
+        saved = json.loads(line)
+        if saved["settings"] == settings_key(settings, saved["run"]["strategy"]):
+            result = RunResult(**saved["run"])
+            result.epochs_per_configuration = {int(k): v for k, v in result.epochs_per_configuration.items()}
+            runs[(result.strategy, result.seed)] = result
+    return runs
+
+
+def run_all(settings: Settings, runs_file: Path, resume: bool) -> tuple[list[RunResult], int]:
+    """Every (strategy, seed) run, in `settings.processes` spawned single-threaded worker processes,
+    seed by seed so that a run cut short has every strategy for the seeds it finished."""
+    done = load_runs(runs_file, settings) if resume else {}
+    if not resume and runs_file.exists():
+        runs_file.unlink()
+    runs_file.parent.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        (strategy, seed, settings)
+        for seed in settings.seeds
+        for strategy in settings.strategies
+        if (strategy, seed) not in done
+    ]
+    results = [r for (s, seed), r in done.items() if s in settings.strategies and seed in settings.seeds]
+    if results:
+        print(f"reusing {len(results)} runs from {runs_file}", flush=True)
+    total = len(jobs) + len(results)
+
+    def keep(result: RunResult) -> None:
+        results.append(result)
+        saved = {"settings": settings_key(settings, result.strategy), "run": dataclasses.asdict(result)}
+        with runs_file.open("a") as f:
+            f.write(json.dumps(saved) + "\n")
+        _print_run(result, len(results), total)
+
+    failed: list[str] = []
     if settings.processes == 1:
-        _init_worker(settings, data)
+        _init_worker()
         for job in jobs:
-            results.append(_run_job(job))
-            _report(results[-1], len(results), len(jobs))
+            keep(_run_job(job))
     else:
-        with ProcessPoolExecutor(
-            settings.processes, mp.get_context("spawn"), _init_worker, (settings, data)
-        ) as pool:
-            for future in as_completed([pool.submit(_run_job, job) for job in jobs]):
-                results.append(future.result())
-                _report(results[-1], len(results), len(jobs))
-    return sorted(results, key=lambda r: (STRATEGIES.index(r.strategy), r.seed))
+        with ProcessPoolExecutor(settings.processes, mp.get_context("spawn"), _init_worker) as pool:
+            futures = {pool.submit(_run_job, job): job for job in jobs}
+            for future in as_completed(futures):
+                try:
+                    keep(future.result())
+                except Exception as exc:  # one broken run costs that run; --resume redoes it
+                    strategy, seed, _ = futures[future]
+                    failed.append(f"{strategy} seed {seed}")
+                    print(f"  FAILED {strategy} seed {seed}: {exc}", flush=True)
+    if failed:
+        sys.exit(f"error: {len(failed)} runs failed ({', '.join(failed)}); rerun with --resume")
+    ordered = sorted(results, key=lambda r: (settings.strategies.index(r.strategy), r.seed))
+    return ordered, len(jobs)
 
 
-# --- summary -----------------------------------------------------------------------------------------
+# --- statistics ------------------------------------------------------------------------------------------
 
 
 def curves(results: Sequence[RunResult], strategy: str, key: str = "best_val") -> np.ndarray:
-    """(seeds, budget) array of one strategy's anytime curves."""
-    return np.array([getattr(r, key) for r in results if r.strategy == strategy])
-
-
-def quantile_curve(curve: np.ndarray, q: float) -> np.ndarray:
-    return np.quantile(curve, q, axis=0)
+    """(seeds, budget) array of one strategy's anytime curves, by seed."""
+    runs = sorted((r for r in results if r.strategy == strategy), key=lambda r: r.seed)
+    return np.array([getattr(r, key) for r in runs])
 
 
 def epochs_to_reach(curve: np.ndarray, target: float) -> int | None:
-    """First cumulative epoch (1-based) at which a best-so-far curve reaches `target`; None: never."""
-    hits = np.flatnonzero(curve >= target)
+    """First epoch (1-based) at which a best-so-far curve reaches `target`; None: never."""
+    hits = np.flatnonzero(curve >= target - 1e-12)
     return int(hits[0]) + 1 if len(hits) else None
 
 
 def _fraction(epochs: int | None, budget: int) -> float | None:
-    return None if epochs is None else round(epochs / budget, 4)
+    return None if epochs is None else round(epochs / budget, 3)
+
+
+def _quartiles(values: np.ndarray) -> dict[str, float]:
+    q25, q50, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+    return {"q25": round(float(q25), 4), "median": round(float(q50), 4), "q75": round(float(q75), 4)}
+
+
+def paired(ours: np.ndarray, other: np.ndarray) -> dict[str, Any]:
+    """Seed k against seed k: how often ours is ahead (ties count half), the median difference, and the
+    two-sided Wilcoxon signed-rank p-value (None when every pair ties)."""
+    from scipy.stats import wilcoxon
+
+    diff = ours - other
+    wins = float(np.mean(diff > 0) + 0.5 * np.mean(diff == 0))
+    p = None
+    if np.any(diff != 0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p = round(float(wilcoxon(ours, other, zero_method="zsplit").pvalue), 4)
+    return {
+        "win_rate": round(wins, 3),
+        "median_difference": round(float(np.median(diff)), 4),
+        "wilcoxon_p": p,
+    }
+
+
+def full_share(run: RunResult, max_epochs: int) -> float:
+    """The share of a run's epochs that went to configurations trained for max_epochs."""
+    epochs_of = Counter(run.config_of_epoch)
+    return sum(n for n in epochs_of.values() if n >= max_epochs) / len(run.config_of_epoch)
 
 
 def summarise(results: Sequence[RunResult], settings: Settings) -> dict[str, Any]:
     budget = settings.budget_epochs
-    points = [round(budget * k / CHECKPOINTS) for k in range(1, CHECKPOINTS + 1)]
+    points = sorted({max(1, round(budget * k / CHECKPOINTS)) for k in range(1, CHECKPOINTS + 1)})
+    present = [s for s in settings.strategies if any(r.strategy == s for r in results)]
+    target = (
+        float(np.median(curves(results, "random")[:, -1])) if "random" in present else None
+    )  # random search's final median best validation accuracy
     per_strategy: dict[str, Any] = {}
-    for strategy in STRATEGIES:
+    for strategy in present:
         val, test = curves(results, strategy), curves(results, strategy, "incumbent_test")
-        runs = [r for r in results if r.strategy == strategy]
-        per_strategy[strategy] = {
-            "median_final_best_val": float(np.median(val[:, -1])),
-            "median_final_incumbent_test": float(np.median(test[:, -1])),
-            "median_trials": float(np.median([r.n_trials for r in runs])),
+        runs = sorted((r for r in results if r.strategy == strategy), key=lambda r: r.seed)
+        entry: dict[str, Any] = {
+            "label": LABELS[strategy],
+            "seeds": len(runs),
+            "final_best_val": _quartiles(val[:, -1]),
+            "final_incumbent_test": _quartiles(test[:, -1]),
+            "median_configurations": float(np.median([r.configurations for r in runs])),
+            # Where the epochs went: the share of the budget spent on configurations trained to the top
+            # rung (max_epochs), and how many configurations were tried by each checkpoint (below).
+            "median_share_in_full_trainings": round(
+                float(np.median([full_share(r, settings.max_epochs) for r in runs])), 3
+            ),
+            "median_cpu_seconds": float(np.median([r.cpu_seconds for r in runs])),
+            "median_cpu_seconds_not_training": float(
+                np.median([r.cpu_seconds - r.training_cpu_seconds for r in runs])
+            ),
             "checkpoints": {
                 "epochs": points,
                 **{
-                    name: [round(float(quantile_curve(val, q)[p - 1]), 4) for p in points]
+                    name: [round(float(np.quantile(val[:, p - 1], q)), 4) for p in points]
                     for name, q in (("q25", 0.25), ("median", 0.5), ("q75", 0.75))
                 },
                 "median_incumbent_test": [round(float(np.median(test[:, p - 1])), 4) for p in points],
+                "median_configurations_tried": [
+                    float(np.median([len(set(r.config_of_epoch[:p])) for r in runs])) for p in points
+                ],
             },
-            "seeds": [
-                {
-                    "seed": r.seed,
-                    "final_best_val": r.best_val[-1],
-                    "final_incumbent_test": r.incumbent_test[-1],
-                    "n_trials": r.n_trials,
-                    "n_full": r.n_full,
-                    "n_pruned": r.n_pruned,
-                    "n_cut_by_budget": r.n_cut,
-                    "epochs_per_trial": r.epochs_per_trial,
-                    "incumbent": r.incumbent,
-                    "seconds": round(r.seconds, 1),
-                    "cpu_seconds": round(r.cpu_seconds, 1),
-                }
-                for r in runs
-            ],
         }
-    return {"strategies": per_strategy, "headline": headline(results, per_strategy, budget)}
+        if target is not None:
+            median_epochs = epochs_to_reach(np.median(val, axis=0), target)
+            entry["reaches_random_final_median"] = {
+                "fraction_of_budget_median_curve": _fraction(median_epochs, budget),
+                "fraction_of_budget_per_seed": [_fraction(epochs_to_reach(c, target), budget) for c in val],
+            }
+        if strategy != "ours" and "ours" in present:
+            ours_val, ours_test = curves(results, "ours"), curves(results, "ours", "incumbent_test")
+            common = min(len(ours_val), len(val))  # seeds 0..n-1 on both sides
+            entry["ours_against_this"] = {
+                "final_best_val": paired(ours_val[:common, -1], val[:common, -1]),
+                "final_incumbent_test": paired(ours_test[:common, -1], test[:common, -1]),
+            }
+        entry["runs"] = [
+            {
+                "seed": r.seed,
+                "final_best_val": r.best_val[-1],
+                "final_incumbent_test": r.incumbent_test[-1],
+                "incumbent": r.incumbent,
+                "configurations": r.configurations,
+                "epochs_per_configuration": r.epochs_per_configuration,
+                "details": r.details,
+                "seconds": r.seconds,
+                "cpu_seconds": r.cpu_seconds,
+                "training_cpu_seconds": r.training_cpu_seconds,
+            }
+            for r in runs
+        ]
+        per_strategy[strategy] = entry
+    return {"random_final_median_best_val": target, "strategies": per_strategy}
 
 
-def headline(results: Sequence[RunResult], per_strategy: dict[str, Any], budget: int) -> dict[str, Any]:
-    """Epochs each strategy needs to reach random search's final median best, and the final gaps."""
-    target = per_strategy["random"]["median_final_best_val"]
-    out: dict[str, Any] = {"random_median_final_best_val": target}
-    for strategy in ("bohb", "tpe"):
-        val = curves(results, strategy)
-        median_epochs = epochs_to_reach(quantile_curve(val, 0.5), target)
-        per_seed = [epochs_to_reach(curve, target) for curve in val]
-        out[strategy] = {
-            "epochs_to_reach_random_final_median": median_epochs,
-            "fraction_of_budget": _fraction(median_epochs, budget),
-            "per_seed_fraction_of_budget": [_fraction(e, budget) for e in per_seed],
-            "final_best_val_minus_random": round(per_strategy[strategy]["median_final_best_val"] - target, 4),
-        }
-    out["bohb_minus_tpe_final_best_val"] = round(
-        per_strategy["bohb"]["median_final_best_val"] - per_strategy["tpe"]["median_final_best_val"], 4
-    )
-    return out
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "optuna": optuna.__version__,
-        "numpy": np.__version__,
-    }
-
-
-# --- plot --------------------------------------------------------------------------------------------
+# --- figure ----------------------------------------------------------------------------------------------
 
 
 def plot(results: Sequence[RunResult], settings: Settings, path: Path) -> None:
@@ -485,116 +502,265 @@ def plot(results: Sequence[RunResult], settings: Settings, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = np.arange(1, settings.budget_epochs + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
-    panels = (
-        ("best_val", "best validation accuracy so far"),
-        ("incumbent_test", "incumbent's test accuracy"),
+    budget = settings.budget_epochs
+    epochs = np.arange(1, budget + 1)
+    present = [s for s in settings.strategies if any(r.strategy == s for r in results)]
+    fig, axes = plt.subplots(
+        1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1.15, 1.15, 0.8]}, constrained_layout=True
     )
-    lows: list[float] = []
-    highs: list[float] = []
-    for ax, (key, label) in zip(axes, panels, strict=True):
-        for strategy in STRATEGIES:
+    start = budget // 10  # the curves from 10% of the budget on: before, every strategy is near random
+    half = budget // 2  # the y range fits the medians from 10% on and the bands from 50% on
+    drawn = [s for s in present if s != "ours"] + (["ours"] if "ours" in present else [])  # ours on top
+    for ax, key, label in (
+        (axes[0], "best_val", "best validation accuracy so far"),
+        (axes[1], "incumbent_test", "test accuracy of the incumbent"),
+    ):
+        lows, highs = [], []
+        for strategy in drawn:
             curve = curves(results, strategy, key)
-            q25, med, q75 = (quantile_curve(curve, q) for q in (0.25, 0.5, 0.75))
-            ax.plot(epochs, med, color=COLOURS[strategy], label=f"{strategy} (median of {len(curve)})")
-            ax.fill_between(epochs, q25, q75, color=COLOURS[strategy], alpha=0.2, linewidth=0)
-            lows.append(q25[settings.budget_epochs // 10 - 1])
-            highs.append(q75.max())
-        ax.set_xlabel("cumulative epochs trained")
+            q25, med, q75 = np.quantile(curve, [0.25, 0.5, 0.75], axis=0)
+            width = 2.4 if strategy == "ours" else 1.4
+            ax.plot(epochs, med, color=COLOURS[strategy], linewidth=width, label=LABELS[strategy])
+            ax.fill_between(epochs, q25, q75, color=COLOURS[strategy], alpha=0.10, linewidth=0)
+            lows.append(min(float(np.min(med[start:])), float(np.min(q25[half:]))))
+            highs.append(float(np.max(q75)))
+        ax.set_xlim(start, budget)
+        ax.set_ylim(min(lows) - 0.003, max(highs) + 0.003)
+        ax.set_xlabel("epochs trained (all trials of the run together)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    for ax in axes:
-        ax.set_ylim(min(lows) - 0.01, max(highs) + 0.005)  # from 10% of the budget on
-    axes[0].legend(loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: present.index(drawn[i]))
+    axes[0].legend([handles[i] for i in order], [labels[i] for i in order], loc="lower right", fontsize=8)
+    axes[0].set_title("median and 25-75% of seeds")
+    axes[1].set_title("the incumbent's test accuracy (never used to choose)")
+    finals = [curves(results, s, "incumbent_test")[:, -1] for s in present]
+    axes[2].boxplot(finals, orientation="horizontal", widths=0.6, showfliers=False)
+    for i, (strategy, values) in enumerate(zip(present, finals, strict=True), start=1):
+        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(values))
+        axes[2].scatter(values, i + jitter, s=14, color=COLOURS[strategy], zorder=3)
+    axes[2].set_yticks(range(1, len(present) + 1), present)
+    axes[2].invert_yaxis()
+    axes[2].set_xlabel(f"incumbent's test accuracy after {budget} epochs")
+    axes[2].set_title("one dot per seed")
+    axes[2].grid(alpha=0.3, axis="x")
+    seeds = len(settings.seeds)
     fig.suptitle(
-        f"Fashion-MNIST 14x14 MLP, {settings.train_images} training images: "
-        f"equal budget of {settings.budget_epochs} epochs (max {settings.max_epochs} per trial), 25-75% band"
+        f"Fashion-MNIST 14x14 MLP ({settings.train_images} training images): {budget} epochs per run, "
+        f"trials of at most {settings.max_epochs} epochs, {seeds} seeds per strategy"
     )
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-# --- command line ------------------------------------------------------------------------------------
+# --- report ----------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, Path]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget-epochs", type=int, default=27 * 40, help="epochs per strategy and seed")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--max-epochs", type=int, default=27, help="epochs of a full trial")
-    parser.add_argument("--train-images", type=int, default=3000)
-    parser.add_argument("--val-images", type=int, default=2000)
-    parser.add_argument("--test-images", type=int, default=2000)
+def machine() -> dict[str, Any]:
+    from importlib import metadata
+
+    info: dict[str, Any]
+    try:
+        import common  # benchmarks/common.py: the machine as every benchmark names it
+
+        info = common.machine_info("cpu")
+    except Exception:  # an older checkout without it
+        import platform
+
+        info = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
+    for package in ("optuna", "hydra-core", "smac", "hpbandster", "dehb", "ConfigSpace", "scikit-learn"):
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            info[package] = None
+    return info
+
+
+def compare_ours(summary: dict[str, Any], other_path: Path) -> dict[str, Any]:
+    """This run's `ours` against another result's `ours`, seed by seed (e.g. a sweeper setting against
+    the defaults of the reference run)."""
+    other = json.loads(other_path.read_text())
+    mine = {r["seed"]: r for r in summary["strategies"]["ours"]["runs"]}
+    theirs = {r["seed"]: r for r in other["strategies"]["ours"]["runs"]}
+    seeds = sorted(set(mine) & set(theirs))
+    out: dict[str, Any] = {
+        "other": str(other_path.relative_to(ROOT) if other_path.is_relative_to(ROOT) else other_path),
+        "other_ours_overrides": other["settings"].get("ours_overrides", []),
+        "seeds": seeds,
+    }
+    for key in ("final_best_val", "final_incumbent_test"):
+        a = np.array([mine[k][key] for k in seeds])
+        b = np.array([theirs[k][key] for k in seeds])
+        out[key] = {"this_median": float(np.median(a)), "other_median": float(np.median(b)), **paired(a, b)}
+    return out
+
+
+def git_state() -> dict[str, Any]:
+    """The commit, and the sweeper's files that differ from it (the sweep ran on the working tree)."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return proc.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "hydra_plugins", "conf/sweeper").splitlines()
+    return {"head": git("rev-parse", "HEAD"), "sweeper_files_changed": [line[3:] for line in changed]}
+
+
+def print_summary(summary: dict[str, Any], budget: int) -> None:
+    print(f"\n{'strategy':11s} {'best val (q25 med q75)':>24s} {'incumbent test':>24s} {'confs':>6s}"
+          f" {'reaches random':>15s} {'ours wins (val/test)':>21s}")  # fmt: skip
+    for strategy, s in summary["strategies"].items():
+        v, t = s["final_best_val"], s["final_incumbent_test"]
+        reach = s.get("reaches_random_final_median", {}).get("fraction_of_budget_median_curve")
+        vs = s.get("ours_against_this")
+        wins = (
+            f"{vs['final_best_val']['win_rate']:.2f}/{vs['final_incumbent_test']['win_rate']:.2f}"
+            if vs
+            else ""
+        )
+        reached = "never" if reach is None else f"{reach:.0%}"
+        print(
+            f"{strategy:11s} {v['q25']:.4f} {v['median']:.4f} {v['q75']:.4f}  {t['q25']:.4f}"
+            f" {t['median']:.4f} {t['q75']:.4f} {s['median_configurations']:6.0f} {reached:>15s} {wins:>21s}"
+        )
+
+
+def setup() -> None:
+    """Create benchmarks/.venv-search: its own site-packages first, then the project venv's."""
+    project_site = sysconfig.get_paths()["purelib"]
+    if not (Path(project_site) / "optuna").exists():
+        sys.exit("error: run --setup with the project's venv (.venv/bin/python)")
+    venv.create(BENCH_VENV, with_pip=True, clear=True)
+    python = BENCH_VENV / "bin" / "python"
+    bench_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # A .pth line that starts with `import` runs: addsitedir also reads the project's .pth files (its
+    # editable install of jahs_bohb and hydra_plugins).
+    (Path(bench_site) / "_jahs_bohb_project.pth").write_text(
+        f"import site; site.addsitedir({project_site!r})\n"
+    )
+    pip = [str(python), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, *EXTERNAL_PACKAGES], check=True)
+    subprocess.run([*pip, "--no-deps", *EXTERNAL_NO_DEPS], check=True)
+    print(f"ready: {python} benchmarks/search_quality.py --quick")
+
+
+def missing_externals(strategies: Sequence[str]) -> list[str]:
+    import importlib.util
+
+    modules = {"smac": "smac", "hpbandster": "hpbandster", "dehb": "dehb"}
+    return [s for s in strategies if s in modules and importlib.util.find_spec(modules[s]) is None]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, argparse.Namespace]:
+    description, _, epilog = (__doc__ or "").partition("\n\n")
+    parser = argparse.ArgumentParser(
+        description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--setup", action="store_true", help=f"create {BENCH_VENV.relative_to(ROOT)} and exit"
+    )
+    parser.add_argument("--quick", action="store_true", help="3 seeds of 135 epochs: a 5-minute look")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per strategy (default 10)")
+    parser.add_argument("--budget-epochs", type=int, default=None, help="epochs per run (default 27 * 15)")
+    parser.add_argument("--max-epochs", type=int, default=27, help="epochs of a full trial (top rung)")
+    parser.add_argument("--train-images", type=int, default=1500)
+    parser.add_argument("--val-images", type=int, default=1500)
+    parser.add_argument("--test-images", type=int, default=None, help="default: all 10k")
     parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON path; the PNG goes next to it")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path; the PNG goes next to it")
+    parser.add_argument("--resume", action="store_true", help="reuse the runs saved in <name>.runs.jsonl")
+    parser.add_argument(
+        "--compare-ours-with",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="another result (e.g. the reference): paired statistics of this run's `ours` against its `ours`",
+    )
+    parser.add_argument(
+        "--ours-override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override of `ours` only, to try other sweeper settings (repeatable), e.g. "
+        "hydra.sweeper.sampler.n_startup_trials=5",
+    )
     args = parser.parse_args(argv)
-    if args.budget_epochs < args.max_epochs:
+    strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    if unknown := [s for s in strategies if s not in STRATEGIES]:
+        parser.error(f"unknown strategies {unknown}; known: {', '.join(STRATEGIES)}")
+    seeds = args.seeds if args.seeds is not None else (3 if args.quick else 10)
+    budget = args.budget_epochs if args.budget_epochs is not None else (135 if args.quick else 27 * 15)
+    if budget < args.max_epochs:
         parser.error("--budget-epochs must be at least --max-epochs")
+    args.out = args.out or (QUICK_OUT if args.quick else REFERENCE_OUT)
     settings = Settings(
-        budget_epochs=args.budget_epochs,
-        seeds=args.seeds,
+        strategies=strategies,
+        seeds=tuple(range(seeds)),
+        budget_epochs=budget,
         max_epochs=args.max_epochs,
         train_images=args.train_images,
         val_images=args.val_images,
         test_images=args.test_images,
         processes=max(1, args.processes),
-        tpe_kwargs=_conf_kwargs(TPESamplerConf()) | {"seed": None},  # each run sets its seed
-        hyperband_kwargs=_conf_kwargs(HyperbandPrunerConf()) | {"max_resource": args.max_epochs},
+        ours_overrides=tuple(args.ours_override),
     )
-    return settings, args.out
-
-
-def print_summary(summary: dict[str, Any], budget: int) -> None:
-    for strategy, s in summary["strategies"].items():
-        print(
-            f"{strategy:6s} median final best val {s['median_final_best_val']:.4f}, incumbent test "
-            f"{s['median_final_incumbent_test']:.4f}, trials (median) {s['median_trials']:.0f}, "
-            f"per seed {[seed['n_trials'] for seed in s['seeds']]}"
-        )
-    head = summary["headline"]
-    for strategy in ("bohb", "tpe"):
-        h = head[strategy]
-        reached = (
-            f"{h['epochs_to_reach_random_final_median']} of {budget} epochs ({h['fraction_of_budget']:.0%})"
-            if h["fraction_of_budget"] is not None
-            else "not within the budget"
-        )
-        print(
-            f"{strategy}: reaches random's final median best ({head['random_median_final_best_val']:.4f}) "
-            f"at {reached} (median curve); per seed {h['per_seed_fraction_of_budget']}"
-        )
+    return settings, args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    settings, out = parse_args(argv)
+    settings, args = parse_args(argv)
+    if args.setup:
+        setup()
+        return
+    if missing := missing_externals(settings.strategies):
+        sys.exit(
+            f"error: {', '.join(missing)} not installed in {sys.prefix}; set up the benchmark's venv with "
+            f"`.venv/bin/python benchmarks/search_quality.py --setup` and run it with "
+            f"benchmarks/.venv-search/bin/python (or pass --strategies {','.join(SWEEPER)})"
+        )
     print(f"settings: {settings}", flush=True)
-    started, load_before = time.perf_counter(), os.getloadavg()
-    data = prepare_data(settings.train_images, settings.val_images, settings.test_images)
-    results = run_all(settings, data)
+    out: Path = args.out
+    started, cpu_started = time.perf_counter(), time.process_time()
+    load_before, git = os.getloadavg(), git_state()  # the code the runs start with
+    previous = json.loads(out.read_text()) if args.resume and out.exists() else {}
+    results, ran = run_all(settings, RESULTS_DIR / f"{out.stem}.runs.jsonl", args.resume)
     wall = time.perf_counter() - started
     summary = summarise(results, settings)
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "search_quality",
         "settings": {
             **dataclasses.asdict(settings),
-            "image_size": "14x14 (2x2 average pooling)",
-            "split_seed": SPLIT_SEED,
+            "task": "MLP on Fashion-MNIST 14x14 (2x2 average pooling); validation: a stratified holdout "
+            "of the training images; test: the official test images, read only for incumbents",
+            "split_seed": mlp_task.SPLIT_SEED,
+            "sweeper": sweeper_defaults(),
         },
         "machine": machine() | {"loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "git": git,
         "wall_seconds": round(wall, 1),
         "cpu_seconds_of_runs": round(sum(r.cpu_seconds for r in results), 1),
-        "epochs_trained_per_second": round(len(results) * settings.budget_epochs / wall, 2),
+        "cpu_seconds_of_parent": round(time.process_time() - cpu_started, 1),
         **summary,
     }
+    if ran == 0 and "wall_seconds" in previous:  # summarised again: the runs' time and machine stay
+        for key in ("machine", "git", "wall_seconds"):
+            report[key] = previous[key]
+    if args.compare_ours_with is not None and "ours" in summary["strategies"]:
+        report["ours_against_other_ours"] = compare_ours(summary, args.compare_ours_with)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(json.dumps(report, indent=1) + "\n")
     plot(results, settings, out.with_suffix(".png"))
     print_summary(summary, settings.budget_epochs)
     cpu = sum(r.cpu_seconds for r in results)
-    print(f"wall {wall:.0f} s ({cpu:.0f} CPU-seconds in the runs); wrote {out} and {out.with_suffix('.png')}")
+    wall = report["wall_seconds"]
+    print(f"wall {wall:.0f} s, {cpu:.0f} CPU-seconds in the runs; wrote {out} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
