@@ -13,11 +13,11 @@ from hydra_plugins.hydra_bohb_sweeper.names import VALUES_BY_EPOCH_ATTR
 
 
 def no_pruning(
-    min_resource: int = 1, max_resource: int = 27, reduction_factor: int = 3
+    min_resource: int = 1, max_resource: int = 27, reduction_factor: int = 3, bootstrap_count: int = 0
 ) -> optuna.pruners.BasePruner:
     """Optuna's NopPruner; it takes Hyperband's fields (and ignores them) so a preset that sizes the
     budget with `pruner.max_resource` runs unchanged with `hydra/sweeper/pruner=none`."""
-    del min_resource, reduction_factor  # max_resource is read by the sweeper as the trial budget
+    del min_resource, reduction_factor, bootstrap_count  # max_resource is the sweeper's trial budget
     return optuna.pruners.NopPruner()
 
 
@@ -35,7 +35,13 @@ class ParetoHyperbandPruner(optuna.pruners.BasePruner):
     front (the most accurate and the smallest models) and spreads the rest.
     """
 
-    def __init__(self, min_resource: int = 1, max_resource: int = 27, reduction_factor: int = 3) -> None:
+    def __init__(
+        self,
+        min_resource: int = 1,
+        max_resource: int = 27,
+        reduction_factor: int = 3,
+        bootstrap_count: int = 0,
+    ) -> None:
         if min_resource < 1 or max_resource < min_resource or reduction_factor < 2:
             raise ValueError(
                 f"ParetoHyperbandPruner(min_resource={min_resource}, max_resource={max_resource}, "
@@ -43,6 +49,7 @@ class ParetoHyperbandPruner(optuna.pruners.BasePruner):
                 "reduction_factor >= 2"
             )
         self.min_resource, self.max_resource, self.eta = min_resource, max_resource, reduction_factor
+        self.bootstrap_count = bootstrap_count  # the first trials at a rung stop there, as in Optuna's
         self.n_brackets = math.floor(math.log(max_resource / min_resource, reduction_factor)) + 1
         # Trials per bracket in the ratio of Hyperband's bracket sizes (as Optuna's HyperbandPruner).
         self._allocation = []
@@ -85,6 +92,8 @@ class ParetoHyperbandPruner(optuna.pruners.BasePruner):
                 others.append(vector)
         if mine is None:
             return False
+        if len(others) < self.bootstrap_count:
+            return True
         return not promotable(mine, others, [d.name.lower() for d in study.directions], self.eta)
 
 

@@ -171,6 +171,9 @@ def _check_pruner(pruner: Mapping[str, Any], budget: Any) -> int:
             )
     if eta is not None and (not isinstance(eta, int) or eta < 2):
         raise SweepConfigError(f"hydra.sweeper.pruner.reduction_factor={eta} must be an integer >= 2")
+    bootstrap = pruner.get("bootstrap_count")
+    if bootstrap is not None and (not isinstance(bootstrap, int) or bootstrap < 0):
+        raise SweepConfigError(f"hydra.sweeper.pruner.bootstrap_count={bootstrap} must be an integer >= 0")
     budget = budget if budget is not None else high
     if not isinstance(budget, int) or budget < 1:
         raise SweepConfigError(
