@@ -86,8 +86,8 @@ def test_the_pruner_reads_the_rung_from_the_study() -> None:
     assert pruner.prunes(study, weak.number, 1)
     assert not pruner.prunes(study, strong.number, 1)
     assert not pruner.prunes(study, weak.number, 2)  # not a rung
-    # With bootstrap_count=7 the first seven trials at a rung stop there, however good.
-    waiting = ParetoHyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3, bootstrap_count=7)
+    # With bootstrap_count=8 the first eight trials at a rung (the strong one is the eighth) stop there.
+    waiting = ParetoHyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3, bootstrap_count=8)
     assert waiting.prunes(study, strong.number, 1)
 
 
