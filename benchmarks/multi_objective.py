@@ -92,6 +92,13 @@ def at_budget(epochs: list[int], volumes: list[float], budget: float) -> float:
     return reached[-1] if reached else 0.0
 
 
+def mean_wall_minutes(by_seed: list[dict[str, Any]]) -> float | None:
+    """Over the sweeps run whole in this invocation (resumed ones ran only in part); the machine's other
+    load shows here, never in the hypervolumes."""
+    walls = [run["wall_s"] for run in by_seed if not run["resumed"]]
+    return statistics.mean(walls) / 60 if walls else None
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -103,13 +110,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=24, help="MO-BOHB's trials per seed (default 24)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: 2 seeds, 6 trials, 400 images")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--runs-dir", type=Path, help="go on in an earlier run's folder: finished sweeps are read, not rerun"
+    )
     args = parser.parse_args(argv)
     extra = ["logger=none", "hydra.sweeper.final_evaluation.enabled=false", "hydra.sweeper.report=null"]
     if args.quick:
         args.seeds, args.trials = args.seeds[:2], 6
         extra += ["data.limit_train=400", "data.limit_val=300", "hydra.sweeper.pruner.max_resource=3"]
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    runs_dir = ROOT / "outputs" / "benchmarks" / "multi_objective" / stamp
+    runs_dir = args.runs_dir or ROOT / "outputs" / "benchmarks" / "multi_objective" / stamp
     runs_dir.mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key in STRATEGIES}
     full_trial = 3 if args.quick else 9
@@ -124,13 +134,15 @@ def main(argv: list[str] | None = None) -> None:
                 f"hydra.sweeper.n_trials={n_trials}",
                 f"hydra.sweeper.sampler.seed={seed}",
             ]
-            wall = run_sweep(sweep_dir, overrides, runs_dir / f"{sweep_dir.name}.log")
+            resumed = sweep_dir.exists()
+            wall = run_sweep(sweep_dir, overrides, runs_dir / f"{sweep_dir.name}-{stamp}.log")
             epochs, volumes = curve(sweep_dir)
             budget = budget or epochs[-1]
             runs[key].append(
                 {
                     "seed": seed,
                     "wall_s": round(wall, 1),
+                    "resumed": resumed,  # wall_s then counts only this run's part
                     "n_trials": n_trials,
                     "epochs": epochs,
                     "hypervolume": volumes,
@@ -150,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             "hypervolume_quartiles": [float(np.percentile(final, 25)), float(np.percentile(final, 75))],
             "hypervolume_per_seed": final,
             "wins_vs_random": None,
-            "wall_min_mean": statistics.mean(r["wall_s"] for r in by_seed) / 60,
+            "wall_min_mean": mean_wall_minutes(by_seed),
         }
     random_final = table["random"]["hypervolume_per_seed"]
     for name in table:

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # Lightning's start-up tips and a torch-internal deprecation add noise to every trial of a sweep.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+# Lightning's fit asks SLURMEnvironment.detect() whatever environment the trainer runs in, and that
+# warns in every job on any machine with `srun` installed; the LightningEnvironment below is our answer.
+warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 RESULT_FILE = "result.yaml"
 
 
@@ -68,7 +71,7 @@ def build(cfg: DictConfig) -> tuple[FashionMNISTDataModule, ImageClassifier]:
 
 def make_trainer(cfg: DictConfig, callbacks: list[pl.Callback], logger: Any) -> pl.Trainer:
     """conf/trainer as a job runs it: one process on one device. SLURM, where there is one, schedules
-    jobs, not Lightning's processes (so no "srun is available but not used" warning in every trial)."""
+    jobs, not Lightning's processes."""
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[LightningEnvironment()])
 
 
