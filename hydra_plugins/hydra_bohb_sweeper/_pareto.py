@@ -99,19 +99,26 @@ def write_figure(
     )  # fmt: skip
     if baseline is not None:
         ax.scatter([baseline[1]], [baseline[0]], marker="*", s=160, color="C3", zorder=5, label="baseline")
+    costs = [t.values[1] for t in trials] + ([baseline[1]] if baseline is not None else [])
+    log_scale = min(costs) > 0 and max(costs) / min(costs) > 10
+    if log_scale:
+        ax.set_xscale("log")
     labels: dict[int, list[str]] = {}
     for name, t in (chosen or {}).items():
         labels.setdefault(t.number, []).append(name.replace("_", " "))
-    for i, (number, picked) in enumerate(labels.items()):
+    scale = math.log10 if log_scale else float
+    low, high = scale(min(costs)), scale(max(costs))
+    for number, picked in labels.items():
         t = study.trials[number]
+        # One pick per line, on a white box, on the side of the point with more room.
+        on_right = high == low or (scale(t.values[1]) - low) / (high - low) < 0.6
         ax.annotate(
-            f"{', '.join(picked)} (#{number})", (t.values[1], t.values[0]),
-            xytext=(8, -16 - 14 * i), textcoords="offset points", fontsize=8,
+            "\n".join(picked) + f" (#{number})", (t.values[1], t.values[0]),
+            xytext=(10 if on_right else -10, -14), textcoords="offset points", fontsize=8,
+            ha="left" if on_right else "right", va="top",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.6", "alpha": 0.9},
             arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.6},
         )  # fmt: skip
-    costs = [t.values[1] for t in trials] + ([baseline[1]] if baseline is not None else [])
-    if min(costs) > 0 and max(costs) / min(costs) > 10:
-        ax.set_xscale("log")
     arrow = {
         optuna.study.StudyDirection.MAXIMIZE: "higher is better",
         optuna.study.StudyDirection.MINIMIZE: "lower is better",
