@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     budgets = [run["epochs"][-1] for run in runs[BOHB]]
-    table = {}
+    table: dict[str, dict[str, Any]] = {}
     for key, by_seed in runs.items():
         final = [at_budget(r["epochs"], r["hypervolume"], b) for r, b in zip(by_seed, budgets, strict=True)]
         table[key] = {
