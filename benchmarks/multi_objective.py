@@ -9,8 +9,8 @@ hypervolume dominated by each run's front of (validation accuracy, log10 paramet
 reference point (accuracy 0.1 = chance, 10**7 parameters = more than any model of the space), after
 every completed trial against the epochs trained so far (anytime curves), and at the common budget.
 
-    python benchmarks/multi_objective.py --seeds 0 1 2 3 4            # 15 sweeps, about an hour on 2 cores
-    python benchmarks/multi_objective.py --quick                      # a few minutes, tiny sizes
+    python benchmarks/multi_objective.py --seeds 0 1 2 3 4     # 15 sweeps, 12-16 min per seed on 2 cores
+    python benchmarks/multi_objective.py --quick               # a few minutes, tiny sizes
 
 Writes benchmarks/reference/multi_objective.json and multi_objective.png (median and quartiles across
 seeds); sweep directories go under outputs/benchmarks/multi_objective/.
@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import common
 import numpy as np
 import optuna
 import yaml
@@ -97,11 +96,6 @@ def mean_wall_minutes(by_seed: list[dict[str, Any]]) -> float | None:
     load shows here, never in the hypervolumes."""
     walls = [run["wall_s"] for run in by_seed if not run["resumed"]]
     return statistics.mean(walls) / 60 if walls else None
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -172,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "benchmark": "multi_objective",
         "when_utc": stamp,
-        "machine": machine(),
+        "machine": common.machine_info("cpu"),
         "quick": args.quick,
         "seeds": args.seeds,
         "reference_point": {"val_acc": REFERENCE[0], "log10_parameters": REFERENCE[1]},
