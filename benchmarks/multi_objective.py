@@ -3,8 +3,8 @@
 Every run is the real command, `python train.py -m experiment=quick_mo ...` (accuracy up, parameters
 down, over the seed's space at the quick preset's size: 3000 training and 2000 validation images,
 9-epoch trials, filters capped at 64, two trials in flight), with 24 MO-BOHB trials per seed (the
-preset's 60 would take three hours for 5 seeds x 3 strategies here). Per seed, MO-BOHB runs first; the two
-strategies without pruning then get the epochs it trained, as full 9-epoch trials. The measure is the
+preset's 30 would add a quarter to 12-16 minutes per seed here). Per seed, MO-BOHB runs first; the
+two strategies without pruning then get the epochs it trained, as full 9-epoch trials. The measure is the
 hypervolume dominated by each run's front of (validation accuracy, log10 parameters) against a fixed
 reference point (accuracy 0.1 = chance, 10**7 parameters = more than any model of the space), after
 every completed trial against the epochs trained so far (anytime curves), and at the common budget.
