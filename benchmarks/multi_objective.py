@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"hydra.sweeper.n_trials={n_trials}",
                 f"hydra.sweeper.sampler.seed={seed}",
             ]
-            resumed = sweep_dir.exists()
+            resumed = (sweep_dir / STORAGE_FILE).exists()  # a study to go on with, not just a folder
             wall = run_sweep(sweep_dir, overrides, runs_dir / f"{sweep_dir.name}-{stamp}.log")
             epochs, volumes = curve(sweep_dir)
             budget = budget or epochs[-1]
