@@ -20,7 +20,7 @@ from jahs_bohb.fashion_mnist import DEBIAN_DIR, FILES, FashionMNIST, load_fashio
 
 def as_float(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1], as the datamodule feeds augmentation."""
-    return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).float() / 255.0
+    return torch.from_numpy(np.array(images)).unsqueeze(1).float() / 255.0  # a copy: the data are read-only
 
 
 # --- augmentation --------------------------------------------------------------------------------

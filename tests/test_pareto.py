@@ -130,7 +130,7 @@ def test_hypervolume_against_a_reference_point() -> None:
 def two_objective_sweep() -> Iterator[Sweep]:
     root = scratch_dir("bohb-mo-")
     yield sweep_in_process(
-        root / "sweep", *TWO_OBJECTIVES, "hydra.sweeper.n_trials=24",
+        root / "sweep", *TWO_OBJECTIVES, "hydra.sweeper.n_trials=24", "hydra.sweeper.figures=true",
         "hydra.sweeper.final_evaluation.enabled=true", "hydra.sweeper.final_evaluation.baseline=true",
         'hydra.sweeper.final_evaluation.overrides=["max_epochs=20"]',
     )  # fmt: skip

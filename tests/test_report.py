@@ -26,6 +26,7 @@ SPACE = (
     "x=tag(log, interval(0.01, 1))",  # a log-scale float; y: choice(a, b, c); z: only when y == c
     "hydra.sweeper.final_evaluation.enabled=true",
     "hydra.sweeper.final_evaluation.baseline=true",  # the job's defaults: x=0.5, y=a, z inactive
+    "hydra.sweeper.figures=true",
 )
 
 
@@ -35,9 +36,15 @@ def sweeps() -> list[report.Sweep]:
     learning curves in an Optuna study of this process (real trials, reported and pruned per epoch), so a
     second seed costs no second sweep."""
     root = scratch_dir("report-")
-    run = sweep_in_process(root / "seed0", *SPACE)
+    # The study outside the sweep directory, as on a database server: the report hook gets it from the
+    # sweeper, not from the default SQLite file.
+    storage = f"sqlite:///{root / 'elsewhere.db'}"
+    run = sweep_in_process(
+        root / "seed0", *SPACE, f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.report=jahs_bohb.report.write_sweep_report",
+    )  # fmt: skip
     run.assert_ok()
-    return [report.Sweep.load(run.sweep_dir), optuna_seed(root / "seed1", seed=1)]
+    return [report.Sweep.load(run.sweep_dir, storage), optuna_seed(root / "seed1", seed=1)]
 
 
 def optuna_seed(directory: Path, seed: int) -> report.Sweep:
@@ -223,6 +230,8 @@ def test_report_shows_every_figure_with_a_caption(sweeps: list[report.Sweep], tm
 
 # --------------------------------------------------------------------------- the sweeper's figures
 def test_sweeper_figures_name_the_objective(sweeps: list[report.Sweep], tmp_path: Path) -> None:
+    for name in ("best_so_far.png", "param_importances.png", "parallel_coordinates.html"):
+        assert (sweeps[0].directory / name).stat().st_size > 0  # written by the sweep (figures=true)
     study = sweeps[0].study
     assert _plots.objective_name(study) == "acc"  # hydra.sweeper.objective of the cheap app
     written = _plots.write_figures(study, tmp_path)
@@ -243,6 +252,13 @@ def test_sweeper_figures_name_the_objective(sweeps: list[report.Sweep], tmp_path
     assert list(parallel.layout.xaxis.ticktext) == ["acc", "x", "y", "z"]
     assert "inactive" in [a.text for a in parallel.layout.annotations]  # z without y == c
     assert "None" not in [a.text for a in parallel.layout.annotations]
+
+
+def test_the_sweep_report_reads_the_study_wherever_it_is_stored(sweeps: list[report.Sweep]) -> None:
+    sweep_dir = sweeps[0].directory
+    text = (sweep_dir / "report.md").read_text()
+    assert "## Table 2" in text and "| BOHB incumbent |" in text
+    assert not (sweep_dir / "optuna.db").exists()  # no empty SQLite file from a wrong guess
 
 
 def test_sweeper_figures_skip_a_study_with_several_objectives(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ Trials run as SLURM jobs through the submitit launcher (`hydra/launcher=slurm`, 
 slurm.yaml) and are pruned from inside their jobs; sweepers run as a SLURM array job sharing one PostgreSQL
 study (scripts/slurm_sweepers.sbatch, the README's script); and the faults a cluster adds: a trial's job
 cancelled, a sweeper's job cancelled and resubmitted. The cheap app (tests/cheap_app) stands in for
-training except in one run of the real `train.py`.
+training except in one run of the real `train.py` (W&B offline, its study on PostgreSQL with a password).
 
 The sweeps are independent, so they start together when the module starts (see `runs`) and each test
 waits for the one it reads: most of a SLURM trial's time is spent waiting (the queue, job start-up,
@@ -198,12 +198,14 @@ def sweeper_cancelled(runs: Runs) -> tuple[Sweep, int, list[str]]:
     )
 
 
-def real_app(runs: Runs) -> tuple[Sweep, subprocess.CompletedProcess[str]]:
-    """`python train.py -m sweeper=bohb hydra/launcher=slurm ...` at a tiny size, W&B offline."""
+def real_app(runs: Runs) -> tuple[Sweep, subprocess.CompletedProcess[str], str]:
+    """`python train.py -m sweeper=bohb hydra/launcher=slurm ...` at a tiny size, W&B offline, its study
+    on PostgreSQL with a password."""
     sweep_dir = runs.root / "train"
+    storage = runs.postgres()
     command = [
         sys.executable, "train.py", "-m", "sweeper=bohb", "hydra/launcher=slurm",
-        f"hydra.sweep.dir={sweep_dir}",
+        f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.storage={storage}",
         "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
         "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner.max_resource=2",
         "data.limit_train=200", "data.limit_val=200", "model.n_conv_layers=1", "model.n_fc_layers=1",
@@ -212,7 +214,8 @@ def real_app(runs: Runs) -> tuple[Sweep, subprocess.CompletedProcess[str]]:
     ]  # fmt: skip
     env = slurm_env(runs.cluster, WANDB_MODE="offline", WANDB_SILENT="true")
     proc = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
-    return read_sweep(sweep_dir, proc.returncode, proc.stdout, proc.stderr, "jahs-bohb"), proc
+    sweep = read_sweep(sweep_dir, proc.returncode, proc.stdout, proc.stderr, "jahs-bohb", storage)
+    return sweep, proc, storage
 
 
 RUNS: dict[str, Callable[[Runs], Any]] = {
@@ -286,7 +289,7 @@ def test_every_trial_is_a_slurm_job_and_hyperband_prunes_inside_it(
 def test_real_train_py_on_slurm_writes_results_wandb_runs_and_the_final_evaluation(
     runs: dict[str, Future[Any]], slurm: SlurmCluster
 ) -> None:
-    sweep, proc = result(runs, "real app")
+    sweep, proc, storage = result(runs, "real app")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(sweep.trials) == 2
     assert all(t.intermediate_values for t in sweep.trials)  # reported per epoch from the SLURM jobs
@@ -306,6 +309,10 @@ def test_real_train_py_on_slurm_writes_results_wandb_runs_and_the_final_evaluati
     # W&B (offline): a run per trial, the final evaluation, the baseline, and the sweep's own run.
     assert len(list((sweep.sweep_dir / "wandb").glob("offline-run-*"))) == 5
     quiet_console(sweep)
+    # The storage's password is in no output, saved config, log, pickled submitit job or W&B run file.
+    password = str(urlsplit(storage).password)
+    assert password not in proc.stdout + proc.stderr
+    assert not [p for p in sweep.sweep_dir.rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
 
 
 # --------------------------------------------------------------------------- sweepers as an array job

@@ -138,6 +138,7 @@ def test_results_file(root: Path) -> None:
     assert results["epochs_trained"] == sum(len(t.intermediate_values) for t in run.trials)
     assert results["epochs_trained"] < results["epochs_unpruned"] == BUDGET * N_TRIALS
     assert "stopped" not in results and "fail_reasons" not in results
+    assert not list(run.sweep_dir.glob("*.png")), "figures written with hydra.sweeper.figures=false"
     best_config = yaml.safe_load(Path(results["best_config"]).read_text())
     assert best_config["x"] == pytest.approx(study.best_params["x"])
     assert "hydra" not in best_config

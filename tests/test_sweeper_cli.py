@@ -1,5 +1,6 @@
-"""The sweeper as a user meets it: the real command line, apps that know nothing of this project, other
-launchers, killed sweepers, and Hydra finding the plugin from any directory (editable and wheel installs).
+"""The sweeper as a user meets it: the real command line, apps that know nothing of this project, killed
+sweepers, and Hydra finding the plugin from any directory (editable and wheel installs). Other launchers
+(joblib, submitit, SLURM) are in test_faults.py and test_slurm.py.
 
 The sweeps are independent processes, so the module starts them together, three at a time (see
 `runs`), and each test waits for the ones it reads.
@@ -125,7 +126,6 @@ SLOW_RUNS: dict[str, Callable[[Path], Any]] = {
     # Resumed once the killed trial is stale (4 s), or at once, well before it is (12 s).
     "killed, resumed late": lambda d: killed_then_resumed(d / "sweep", wait_s=5.0, heartbeat_s=1),
     "killed, resumed at once": lambda d: killed_then_resumed(d / "sweep", wait_s=0.0, heartbeat_s=3),
-    "joblib": lambda d: sweep_cli(d / "sweep", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"),
 }
 
 
@@ -222,18 +222,6 @@ def test_malformed_command_line_expression_is_refused_by_hydra(runs: dict[str, F
     assert run.returncode != 0
     assert "interval(1)" in run.stderr
     assert "Traceback" not in run.stderr and not run.has_db
-
-
-@pytest.mark.slow
-def test_joblib_launcher_with_two_workers_prunes_across_processes(slow_runs: dict[str, Future[Any]]) -> None:
-    run = result(slow_runs, "joblib")
-    run.assert_ok()
-    assert len(run.trials) == 12 and run.of_state(States.PRUNED)
-    assert {t.state for t in run.trials} <= {States.COMPLETE, States.PRUNED}
-    spans = [(t.datetime_start, t.datetime_complete) for t in run.trials]
-    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]), (
-        "no two trials were in flight at once"
-    )
 
 
 @pytest.mark.slow

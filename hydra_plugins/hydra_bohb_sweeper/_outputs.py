@@ -28,8 +28,8 @@ def write(
     sweep_run: SweepRun,
 ) -> dict[str, Any]:
     results = _results.write(study, sweep_dir, storage_url, settings.budget, stop_reason, final)
-    figures = _figures(study, sweep_dir, settings, final)
-    figures.update(_report(settings.report, sweep_dir))
+    figures = _figures(study, sweep_dir, settings, final) if settings.figures else {}
+    figures.update(_report(settings.report, sweep_dir, study))
     sweep_run.finish(study, results, figures, failed=stop_reason is not None)
     log.info("BOHB: %s; results in %s", _results.one_line_summary(results), sweep_dir / names.RESULTS_FILE)
     return results
@@ -46,12 +46,13 @@ def _figures(
     return _pareto.write_figure(study, sweep_dir, chosen, baseline)
 
 
-def _report(report: str | None, sweep_dir: Path) -> dict[str, Path]:
-    """The app's report hook (sweep_dir) -> {name: file}."""
+def _report(report: str | None, sweep_dir: Path, study: optuna.Study) -> dict[str, Path]:
+    """The app's report hook (sweep_dir, study) -> {name: file}. It gets the open study: the results
+    file names the storage without its password, so a hook could not open it from there."""
     if not report:
         return {}
     try:
-        written = get_method(report)(sweep_dir)
+        written = get_method(report)(sweep_dir, study)
     except Exception as exc:  # a report is a view of the results, never a reason to lose them
         log.warning("BOHB: report %s failed: %s", report, one_line(exc))
         return {}

@@ -42,6 +42,7 @@ class Settings:
     min_trials_for_failure_rate: int
     preflight_check: str | None
     report: str | None
+    figures: bool
     tracking_key: str | None
     console: str = "trials"
     final_evaluation: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +129,7 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         min_trials_for_failure_rate=int(get("min_trials_for_failure_rate", 5)),
         preflight_check=get("preflight_check"),
         report=get("report"),
+        figures=bool(get("figures", True)),
         tracking_key=get("tracking_key"),
         console=console,
         final_evaluation=cast(dict[str, Any], _plain(get("final_evaluation"))),

@@ -114,8 +114,13 @@ class BOHBSweeperConf:
     # A dotted path to a function that validates the composed job config before any trial runs
     # (bad fixed overrides fail fast, with no study created); null: no check.
     preflight_check: Optional[str] = None
-    # A dotted path to a function (sweep_dir) -> {name: file} run at the end to write a report; null: none.
+    # A dotted path to a function (sweep_dir, study) -> {name: file} run at the end to write a report
+    # (`study`: the open Optuna study, wherever its storage is); null: none.
     report: Optional[str] = None
+    # Write figures of the study at the end (best so far, parameter importances, parallel coordinates;
+    # the Pareto front with several objectives). false: none, which saves a few seconds of matplotlib,
+    # plotly and the importance fit per sweep (many short sweeps, or optuna-dashboard instead).
+    figures: bool = True
     # Where the job config keeps its W&B settings (project, entity, mode, dir, tags, init_kwargs); the
     # sweep's own W&B run uses them. null: no sweep run.
     tracking_key: Optional[str] = None

@@ -113,9 +113,10 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         val_idx = splits.limit(val_idx, data.train_labels, self.limit_val, self.split_seed)
 
         def to_device(images: np.ndarray, labels: np.ndarray) -> Batch:
+            # A copy: the loaded arrays are read-only and shared with later trials of this process.
             return (
-                torch.from_numpy(np.ascontiguousarray(images)).to(device),
-                torch.from_numpy(np.ascontiguousarray(labels)).to(device),
+                torch.from_numpy(np.array(images, order="C")).to(device),
+                torch.from_numpy(np.array(labels, order="C")).to(device),
             )
 
         self._tensors = {

@@ -54,12 +54,15 @@ class Sweep:
     final: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, directory: Path, storage: str | None = None) -> Sweep:
+    def load(cls, directory: Path, storage: str | None = None, study: optuna.Study | None = None) -> Sweep:
+        """The sweep in `directory`; its study from `study`, else from `storage`, else from the SQLite
+        file the sweeper writes by default."""
         results = yaml.safe_load((directory / RESULTS_FILE).read_text())
         final_path = directory / FINAL_FILE
         final = yaml.safe_load(final_path.read_text()) if final_path.is_file() else {}
-        url = storage or f"sqlite:///{directory.resolve() / STORAGE_FILE}"
-        study = optuna.load_study(study_name=results["study_name"], storage=url)
+        if study is None:
+            url = storage or f"sqlite:///{directory.resolve() / STORAGE_FILE}"
+            study = optuna.load_study(study_name=results["study_name"], storage=url)
         return cls(directory, study, results, final or {})
 
     def evaluation(self, role: str) -> dict[str, Any]:
@@ -714,9 +717,9 @@ def write_report(out_dir: Path, bohb: list[Sweep], random: list[Sweep] | None = 
     return {"report": report, **figures}
 
 
-def write_sweep_report(sweep_dir: Path) -> dict[str, Path]:
-    """The BOHB sweeper's report hook: a one-seed report in the sweep directory."""
-    return write_report(Path(sweep_dir), [Sweep.load(Path(sweep_dir))])
+def write_sweep_report(sweep_dir: Path, study: optuna.Study) -> dict[str, Path]:
+    """The BOHB sweeper's report hook: a one-seed report of `study` in the sweep directory."""
+    return write_report(Path(sweep_dir), [Sweep.load(Path(sweep_dir), study=study)])
 
 
 def main(argv: list[str] | None = None) -> None:
