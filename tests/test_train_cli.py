@@ -1,5 +1,6 @@
-"""The real entry point: `python train.py ...` trains and writes result.yaml; bad overrides are
-refused up front with a one-line `error: <field>=...` and no result; a short training run learns."""
+"""The real entry point: `python train.py ...` trains and writes result.yaml (with W&B out of reach, its
+run offline); bad overrides are refused up front with a one-line `error: <field>=...` and no result; a
+short training run learns."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from wandb_runs import inspect, unreachable_env, wandb_lines
 
 from jahs_bohb import pipeline
 from jahs_bohb.errors import ConfigError
@@ -46,17 +48,24 @@ def error_lines(stderr: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_train_cli_one_epoch_writes_result(tmp_path: Path) -> None:
-    proc = run_train(
-        "trainer.max_epochs=1",
-        "data.limit_train=2000",
-        "data.limit_val=1000",
-        "logger=none",
-        f"hydra.run.dir={tmp_path}",
-    )
+def test_train_cli_one_epoch_writes_result_and_its_wandb_run_offline(tmp_path: Path) -> None:
+    """A first run where W&B is wanted online but its server is out of reach (as on a cluster node):
+    one line says so, the run is kept offline on disk, training goes on."""
+    env = unreachable_env(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "train.py", "trainer.max_epochs=1", "data.limit_train=2000", "data.limit_val=1000",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+        stdin=subprocess.DEVNULL,  # no terminal: W&B must never prompt for a login
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert not error_lines(proc.stderr)
-    result = read_result(tmp_path)
+    assert not error_lines(proc.stderr) and "Traceback" not in proc.stderr
+    (line,) = wandb_lines(proc.stdout + proc.stderr)
+    assert f"{env['WANDB_BASE_URL']} is out of reach" in line
+    (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    record = inspect(run_dir)
+    assert record["state"] == "finished" and record["summary"]["epochs"] == 1
+    result = read_result(tmp_path / "run")
     assert result["state"] == "complete"
     assert result["reason"] is None
     assert result["epochs"] == 1 and len(result["history"]) == 1

@@ -1,6 +1,7 @@
 """W&B out of reach (a cluster node with no route to its server) or online without credentials: a job says
 so in one line, keeps its run offline on disk (for `wandb sync` later) and trains on, within seconds; a
-sweep completes with offline runs for every trial and for itself.
+sweep completes with offline runs for every trial and for itself (the real commands run so in
+test_train_cli.py and test_sweep_e2e.py).
 
 W&B is pointed at loopback: a closed port (nothing listens: refused), a listener whose queue is full (the
 connection hangs: a route that drops packets), or a listener that accepts (reachable, but no API key).
@@ -9,9 +10,7 @@ Runs are read back with W&B's own reader, `wandb leet inspect`.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -20,24 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
+from wandb_runs import FAKE_KEY, closed_port, inspect, unreachable_env, wandb_lines
 
 from hydra_plugins.hydra_bohb_sweeper import wandb_mode
 from jahs_bohb import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
-FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, like a real key
 TINY = [
     "data.limit_train=200", "data.limit_val=200", "model.n_conv_layers=1", "model.n_fc_layers=1",
     "model.n_filters_1=8", "model.n_neurons_1=512", "trainer.enable_progress_bar=false",
 ]  # fmt: skip
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -136,93 +128,22 @@ def test_online_run_that_fails_to_start_goes_offline_once(
         )
 
 
-# ------------------------------------------------------------------------------ the real commands
-def unreachable_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """W&B wanted online (an API key) with its server on a closed loopback port; no other W&B settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and "proxy" not in k.lower()}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return {
-        **env,
-        "NETRC": str(tmp_path / "netrc"),  # none: the user's `wandb login` stays out of the test
-        "WANDB_CONFIG_DIR": str(tmp_path / "wandb-config"),
-        "WANDB_API_KEY": FAKE_KEY,
-        "WANDB_BASE_URL": f"http://127.0.0.1:{closed_port()}",
-        **extra,
-    }
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-        stdin=subprocess.DEVNULL,  # no terminal: W&B must never prompt for a login
-    )  # fmt: skip
-
-
-def wandb_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line for line in (result.stdout + result.stderr).splitlines() if "W&B: " in line]
-
-
-def inspect(run_dir: Path) -> dict[str, Any]:
-    wandb = str(Path(sys.executable).parent / "wandb")
-    out = subprocess.run(
-        [wandb, "leet", "inspect", "--summary", "--json", str(run_dir)],
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    return dict(json.loads(out.stdout))
-
-
-@pytest.mark.slow
-def test_sweep_completes_offline_when_wandb_is_out_of_reach(tmp_path: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
-    env = unreachable_env(tmp_path)
-    result = run(
-        ["-m", "sweeper=bohb", f"hydra.sweep.dir={sweep_dir}", *TINY, "hydra.sweeper.n_trials=2",
-         "hydra.sweeper.pruner.max_resource=1", "hydra.sweeper.final_evaluation.enabled=false",
-         "optimizer.lr=0.01"],  # a learning rate that never diverges: every trial completes
-        env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    study = optuna.load_study(study_name="jahs-bohb", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
-    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.COMPLETE] * 2
-    # One line says why, for the sweep and its trials (the basic launcher runs them in its process).
-    (line,) = wandb_lines(result)
-    assert f"{env['WANDB_BASE_URL']} is out of reach" in line and "wandb sync" in line
-    # Every run is offline on disk, finished: the sweep's own and one per trial.
-    wandb_dir = sweep_dir / "wandb"
-    assert not list(wandb_dir.glob("run-*")), "an online run was attempted"
-    runs = {r["name"]: r for r in map(inspect, sorted(wandb_dir.glob("offline-run-*")))}
-    assert sorted(runs) == ["sweep-jahs-bohb", "trial-0", "trial-1"]
-    assert {r["state"] for r in runs.values()} == {"finished"}
-    assert runs["trial-0"]["summary"]["state"] == "complete"
-    assert runs["sweep-jahs-bohb"]["summary"]["n_trials"] == 2
-
-
-@pytest.mark.slow
-def test_single_run_trains_offline_when_wandb_is_out_of_reach(tmp_path: Path) -> None:
-    env = unreachable_env(tmp_path)
-    result = run([f"hydra.run.dir={tmp_path / 'run'}", *TINY, "trainer.max_epochs=1"], env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    (line,) = wandb_lines(result)
-    assert f"{env['WANDB_BASE_URL']} is out of reach" in line
-    (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
-    record = inspect(run_dir)
-    assert record["state"] == "finished" and record["summary"]["epochs"] == 1
-
-
+# ------------------------------------------------------------------------------ the real command
+# W&B out of reach in real commands: a single run in test_train_cli.py, a sweep in test_sweep_e2e.py.
 @pytest.mark.slow
 def test_online_without_credentials_trains_offline(tmp_path: Path, listener: socket.socket) -> None:
     # The server answers; W&B itself refuses to start online without an API key.
     env = unreachable_env(tmp_path, WANDB_BASE_URL=f"http://127.0.0.1:{listener.getsockname()[1]}")
     del env["WANDB_API_KEY"]
-    result = run(
-        [f"hydra.run.dir={tmp_path / 'run'}", *TINY, "trainer.max_epochs=1", "logger.wandb.mode=online"], env
-    )
+    result = subprocess.run(
+        [sys.executable, "train.py", f"hydra.run.dir={tmp_path / 'run'}", *TINY, "trainer.max_epochs=1",
+         "logger.wandb.mode=online"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        stdin=subprocess.DEVNULL,  # no terminal: W&B must never prompt for a login
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
-    (line,) = wandb_lines(result)
+    (line,) = wandb_lines(result.stdout + result.stderr)
     assert "an online run did not start" in line and "API key" in line
     (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     assert inspect(run_dir)["state"] == "finished"
