@@ -107,6 +107,7 @@ def headless_chromium(profile: Path) -> Iterator[Any]:
         browser.quit()
 
 
+@pytest.mark.slow
 def test_sweep_study_opens_in_optuna_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never look for drivers online
     sweep = sweep_in_process(tmp_path / "sweep", f"hydra.sweeper.n_trials={N_TRIALS}")

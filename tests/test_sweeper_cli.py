@@ -117,15 +117,15 @@ def killed_then_resumed(root: Path, wait_s: float, heartbeat_s: int) -> tuple[li
 
 # name -> what to run in a fresh directory; the longest first, so the short ones fill the gaps.
 FAST_RUNS: dict[str, Callable[[Path], Any]] = {
-    "toy": toy_sweep,
-    "readme app": readme_app_sweep,
     "bad input": lambda d: sweep_cli(d / "sweep", "hydra.sweeper.pruner.reduction_factor=1"),
     "malformed command line": lambda d: sweep_cli(d / "sweep", "x=interval(1)"),
 }
 SLOW_RUNS: dict[str, Callable[[Path], Any]] = {
-    # Resumed once the killed trial is stale (4 s), or at once, well before it is (12 s).
+    # Resumed once the killed trial is stale (4 s), or at once, well before it is (12 s): mostly waiting.
     "killed, resumed late": lambda d: killed_then_resumed(d / "sweep", wait_s=5.0, heartbeat_s=1),
     "killed, resumed at once": lambda d: killed_then_resumed(d / "sweep", wait_s=0.0, heartbeat_s=3),
+    "toy": toy_sweep,
+    "readme app": readme_app_sweep,
 }
 
 
@@ -157,12 +157,13 @@ def result(runs: dict[str, Future[Any]], name: str) -> Any:
 # --- any Hydra app --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_app_unknown_to_this_project_sweeps_with_the_official_grammar(
-    runs: dict[str, Future[Any]],
+    slow_runs: dict[str, Future[Any]],
 ) -> None:
     """The issue's ten-line app, from a directory outside the checkout, with this project's app, torch
     and Lightning unimportable: the official sweeper's defaults (20 trials) and results file."""
-    run = result(runs, "toy")
+    run = result(slow_runs, "toy")
     run.assert_ok()
     assert run.results is not None
     assert len(run.trials) == 20 and all(t.state == States.COMPLETE for t in run.trials)
@@ -180,8 +181,9 @@ def test_an_app_unknown_to_this_project_sweeps_with_the_official_grammar(
     assert "Launching 1 jobs locally" in (run.sweep_dir / "sweep.log").read_text()
 
 
-def test_the_readme_app_reports_per_epoch_and_is_pruned(runs: dict[str, Future[Any]]) -> None:
-    run = result(runs, "readme app")
+@pytest.mark.slow
+def test_the_readme_app_reports_per_epoch_and_is_pruned(slow_runs: dict[str, Future[Any]]) -> None:
+    run = result(slow_runs, "readme app")
     run.assert_ok()
     assert run.of_state(States.PRUNED), "no trial was pruned"
     lines = progress_lines(run.stdout + run.stderr)
