@@ -12,6 +12,7 @@ import importlib.util
 import io
 import logging
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -144,6 +145,24 @@ def sweep_in_process(
         finally:
             GlobalHydra.instance().clear()
     return Sweep(sweep_dir, returncode, out.getvalue(), err.getvalue(), study_name).read_back()
+
+
+def run_in_process(script: Path, *argv: str) -> tuple[int, str, str]:
+    """`python <script> <argv>` in this process: the script run as __main__ with sys.argv set, so Hydra
+    parses the command line and finds the script's config as it does there. Returns (exit code, stdout,
+    stderr)."""
+    saved_argv, returncode = sys.argv, 0
+    GlobalHydra.instance().clear()
+    with _captured() as (out, err):
+        try:
+            sys.argv = [str(script), *argv]
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:
+            returncode = int(exc.code or 0)
+        finally:
+            sys.argv = saved_argv
+            GlobalHydra.instance().clear()
+    return returncode, out.getvalue(), err.getvalue()
 
 
 def app_env(**extra: str) -> dict[str, str]:
