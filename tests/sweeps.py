@@ -1,5 +1,6 @@
 """Running sweeps from tests: in this process (the real Hydra multirun with the basic launcher, as
-`python app.py -m` does it, minus the interpreter start-up) or as the real command line.
+`python app.py -m` does it, minus the interpreter start-up) or as the real command line (any app, or
+this project's train.py at a CPU-cheap size); and a single run of an app in this process.
 
 In-process sweeps call the same sweeper, launcher and job code as the command line; only what needs
 its own process (other launchers, killed sweepers, plugin discovery) runs as a subprocess.
@@ -27,6 +28,7 @@ import yaml
 from hydra._internal.hydra import Hydra
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
+from wandb_runs import unreachable_env
 
 from hydra_plugins.hydra_bohb_sweeper.names import RESULTS_FILE, STORAGE_FILE
 
@@ -191,6 +193,28 @@ def sweep_cli(
         timeout=timeout,
     )
     return Sweep(sweep_dir, proc.returncode, proc.stdout, proc.stderr, study_name).read_back()
+
+
+def train_sweep_cli(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    """`python train.py -m sweeper=bohb <overrides>` on small Fashion-MNIST subsets and narrow filter
+    ranges (CPU-cheap trials), W&B wanted online with its server out of reach, as on this machine."""
+    command = [
+        sys.executable, "train.py", "-m", "sweeper=bohb",
+        f"hydra.sweep.dir={sweep_dir}",
+        "data.limit_train=500", "data.limit_val=300",
+        # Keep each trial CPU-cheap; the rest of Table 1 is searched as configured.
+        "model.n_filters_1=tag(log, int(interval(8, 32)))",
+        "model.n_filters_2=tag(log, int(interval(8, 32)))",
+        "model.n_filters_3=tag(log, int(interval(8, 32)))",
+        'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=3","evaluate_test=true"]',
+        *overrides,
+    ]  # fmt: skip
+    env = unreachable_env(sweep_dir.with_name(f"{sweep_dir.name}-home"))
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, env=env, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def progress_lines(text: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -190,6 +191,21 @@ def test_load_torchvision_layout(tmp_path: Path, fashion: FashionMNIST) -> None:
     for stem in FILES.values():
         shutil.copy(DEBIAN_DIR / f"{stem}.gz", raw / f"{stem}.gz")
     assert_same_data(load_fashion_mnist(tmp_path, download=False), fashion)
+
+
+def test_the_trials_of_one_process_parse_the_files_once_until_they_change(tmp_path: Path) -> None:
+    """A process running trial after trial reuses the parsed arrays (read-only, so no trial can change
+    what the next one trains on); files that changed on disk are parsed again."""
+    for stem in FILES.values():
+        shutil.copy(DEBIAN_DIR / f"{stem}.gz", tmp_path / f"{stem}.gz")
+    first, second = load_fashion_mnist(tmp_path, download=False), load_fashion_mnist(tmp_path, download=False)
+    assert second.train_images is first.train_images
+    assert not first.train_images.flags.writeable and not first.test_labels.flags.writeable
+    labels = tmp_path / f"{FILES['test_labels']}.gz"
+    os.utime(labels, ns=(labels.stat().st_atime_ns, labels.stat().st_mtime_ns + 1_000_000_000))
+    third = load_fashion_mnist(tmp_path, download=False)
+    assert third.train_images is not first.train_images
+    assert_same_data(third, first)
 
 
 def test_root_without_files_is_a_one_line_config_error(tmp_path: Path) -> None:

@@ -7,15 +7,13 @@ this machine (and on a cluster node with no route out): every run is kept offlin
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
-from sweeps import run_in_process
-from wandb_runs import inspect, unreachable_env, wandb_lines
+from sweeps import run_in_process, train_sweep_cli
+from wandb_runs import inspect, wandb_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRIALS = 8
@@ -40,27 +38,6 @@ TABLE_1 = {
 }
 
 
-def run_sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    """The command with W&B wanted online and its server out of reach, as on this machine."""
-    command = [
-        sys.executable, "train.py", "-m", "sweeper=bohb",
-        f"hydra.sweep.dir={sweep_dir}",
-        "data.limit_train=500", "data.limit_val=300",
-        # Keep each trial CPU-cheap; the rest of Table 1 is searched as configured.
-        "model.n_filters_1=tag(log, int(interval(8, 32)))",
-        "model.n_filters_2=tag(log, int(interval(8, 32)))",
-        "model.n_filters_3=tag(log, int(interval(8, 32)))",
-        'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=3","evaluate_test=true"]',
-        *overrides,
-    ]  # fmt: skip
-    env = unreachable_env(sweep_dir.with_name(f"{sweep_dir.name}-home"))
-    result = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env, stdin=subprocess.DEVNULL
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 def load_study(sweep_dir: Path) -> optuna.Study:
     return optuna.load_study(study_name="jahs-bohb", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
 
@@ -68,7 +45,9 @@ def load_study(sweep_dir: Path) -> optuna.Study:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sweep_dir = tmp_path_factory.mktemp("sweep")
-    proc = run_sweep(sweep_dir, f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.pruner.max_resource=3")
+    proc = train_sweep_cli(
+        sweep_dir, f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.pruner.max_resource=3"
+    )
     (sweep_dir / "console.txt").write_text(proc.stdout + proc.stderr)
     return sweep_dir
 
@@ -182,33 +161,3 @@ def test_wandb_run_per_trial_and_sweep_offline_when_the_server_is_out_of_reach(s
     assert sweep_summary["best_value"] == pytest.approx(study.best_value)
     assert sweep_summary["n_trials"] == N_TRIALS
     assert 0 < sweep_summary["incumbent/test_acc"] <= 1
-
-
-@pytest.mark.slow
-def test_two_objective_sweep_prunes_and_writes_the_front(tmp_path: Path) -> None:
-    """`sweeper=bohb_mo`: accuracy up, parameters down, Hyperband by Pareto rank, with the trials in two
-    joblib processes that report to the sweeper's study and are pruned there."""
-    run_sweep(
-        tmp_path, "sweeper=bohb_mo", "hydra.sweeper.n_trials=8", "hydra.sweeper.pruner.max_resource=3",
-        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
-        "logger=none", "torch_threads=1",
-        'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=1","evaluate_test=true"]',
-    )  # fmt: skip
-    study = optuna.load_study(study_name="jahs-bohb-mo", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
-    trials = study.get_trials()
-    assert len(trials) == 8 and any(t.state == optuna.trial.TrialState.PRUNED for t in trials)
-    assert all(t.user_attrs["values_by_epoch"] for t in trials)  # reported from the joblib processes
-    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
-    solutions = results["solutions"]
-    assert len(solutions) >= 2
-    for s in solutions:
-        trial = trials[s["trial"]]
-        assert s["values"] == list(trial.values)
-        # The parameter count was reported from the first epoch on, with the accuracy.
-        assert trial.user_attrs["values_by_epoch"]["1"][1] == s["values"][1]
-    points = [tuple(s["values"]) for s in solutions]
-    assert not any(a >= acc and p <= n and (a, p) != (acc, n) for acc, n in points for a, p in points)
-    assert (tmp_path / "pareto_front.png").stat().st_size > 0
-    final = yaml.safe_load((tmp_path / "final_evaluation.yaml").read_text())
-    assert 0.1 < final["front"]["best"]["metrics"]["test_acc"] <= 1.0
-    assert final["baseline"]["value"][1] == 29290  # an objective here: (val_acc_best, n_parameters)
