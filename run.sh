@@ -47,8 +47,9 @@ case "${1:-}" in
     install_debian_packages postgresql slurm-wlm slurmdbd munge mariadb-server chromium chromium-driver
     setup
     "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check . && "$VENV/bin/mypy"
-    # Test files spread over the cores (a file stays on one worker: its module fixtures run once).
-    exec "$VENV/bin/python" -m pytest -n auto --dist loadfile "$@"
+    # Test files spread over the cores (a file stays on one worker: its module fixtures run once), handed
+    # out longest first (tests/conftest.py orders them; xdist would otherwise put files with many tests first).
+    exec "$VENV/bin/python" -m pytest -n auto --dist loadfile --no-loadscope-reorder "$@"
     ;;
   *)
     echo "usage: ./run.sh sweep [hydra overrides...] | ./run.sh test [pytest args...]" >&2
