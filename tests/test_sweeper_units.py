@@ -171,16 +171,20 @@ def test_when_sweepers_race_for_the_last_slot_the_trial_numbers_decide() -> None
     assert _results.summarize(study, budget=9)["n_trials"] == 3
 
 
-def test_a_retried_stale_trial_is_replaced_by_its_retry(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def beating_storage(url: str) -> optuna.storages.RDBStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        beating = optuna.storages.RDBStorage(  # as `open_storage` makes it, with a one-second grace
+        return optuna.storages.RDBStorage(  # as `open_storage` makes it, with a one-second grace
             url,
             heartbeat_interval=1,
             grace_period=1,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
         )
+
+
+def test_a_retried_stale_trial_is_replaced_by_its_retry(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    beating = beating_storage(url)
     study = optuna.create_study(study_name="stale", storage=url)
     stale = study.ask()
     stale.suggest_float("x", 0, 1)
@@ -196,6 +200,19 @@ def test_a_retried_stale_trial_is_replaced_by_its_retry(tmp_path: Path) -> None:
     study.tell(retry, 0.7)
     assert quota.tally().finished == 1 and quota.claim() == "stop"
     assert _results.fail_reasons(study) == {0: "stale: its sweeper stopped (retried)"}
+
+
+def test_a_trial_whose_sweeper_died_before_its_first_heartbeat_goes_stale_too(tmp_path: Path) -> None:
+    """Killed between creating its trial and the first heartbeat (a SLURM job cancelled at that moment
+    did it): Optuna alone never fails such a trial, and a resumed sweeper waited for it forever."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = optuna.create_study(study_name="orphan", storage=url)
+    study.ask()  # RUNNING, no heartbeat: its sweeper is gone
+    quota = TrialQuota(study, beating_storage(url), n_trials=1)
+    assert quota.claim() == "wait"  # it may still be alive: its clock starts now
+    time.sleep(2.2)
+    assert quota.claim() == "run"  # stale after the grace period: failed, its retry queued
+    assert study.trials[0].state == States.FAIL
 
 
 # --- the results file -----------------------------------------------------------------------------

@@ -55,6 +55,7 @@ class TrialQuota:
         )
         self._study_id = self.storage.get_study_id_from_name(study.study_name)
         self._in_flight: dict[int, int] = {}  # trial number -> trial id, trials this sweeper runs
+        self._adopted: set[int] = set()  # others' running trials this sweeper gave a first heartbeat
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -64,6 +65,7 @@ class TrialQuota:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self._beating)
+            self._start_the_clock_of_others_trials()  # after: a trial already stale fails now
         trials = self.study.get_trials(deepcopy=False)
         left_out = uncounted(trials)
         return Tally(
@@ -130,6 +132,20 @@ class TrialQuota:
         )
 
     # ------------------------------------------------------------ heartbeats
+    def _start_the_clock_of_others_trials(self) -> None:
+        """One heartbeat for each running trial of another sweeper, the first time this one sees it.
+
+        A sweeper killed between creating a trial and its first heartbeat leaves a RUNNING trial that
+        Optuna never fails as stale (it has no heartbeat to go stale), and every later sweeper would
+        wait for it forever. One beat starts its clock; a sweeper that is alive beats on anyway (so
+        sweepers that share a study should all have heartbeats on, as they do with one config).
+        """
+        for t in self.study.get_trials(deepcopy=False, states=(States.RUNNING,)):
+            if t.number not in self._in_flight and t.number not in self._adopted:
+                self._adopted.add(t.number)
+                with contextlib.suppress(Exception):  # finished meanwhile, or a storage hiccup
+                    self._beat(self.storage.get_trial_id_from_study_id_trial_number(self._study_id, t.number))
+
     def _beat(self, trial_id: int) -> None:
         if self.heartbeats:
             self.storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
