@@ -65,8 +65,9 @@ class TrialQuota:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(self._beating)
-            self._start_the_clock_of_others_trials()  # after: a trial already stale fails now
         trials = self.study.get_trials(deepcopy=False)
+        if self._beating is not None:
+            self._start_the_clock_of_others_trials(trials)  # after: a trial already stale failed above
         left_out = uncounted(trials)
         return Tally(
             finished=sum(t.state in FINISHED and t.number not in left_out for t in trials),
@@ -132,7 +133,7 @@ class TrialQuota:
         )
 
     # ------------------------------------------------------------ heartbeats
-    def _start_the_clock_of_others_trials(self) -> None:
+    def _start_the_clock_of_others_trials(self, trials: list[optuna.trial.FrozenTrial]) -> None:
         """One heartbeat for each running trial of another sweeper, the first time this one sees it.
 
         A sweeper killed between creating a trial and its first heartbeat leaves a RUNNING trial that
@@ -140,11 +141,12 @@ class TrialQuota:
         wait for it forever. One beat starts its clock; a sweeper that is alive beats on anyway (so
         sweepers that share a study should all have heartbeats on, as they do with one config).
         """
-        for t in self.study.get_trials(deepcopy=False, states=(States.RUNNING,)):
-            if t.number not in self._in_flight and t.number not in self._adopted:
-                self._adopted.add(t.number)
-                with contextlib.suppress(Exception):  # finished meanwhile, or a storage hiccup
-                    self._beat(self.storage.get_trial_id_from_study_id_trial_number(self._study_id, t.number))
+        for t in trials:
+            if t.state != States.RUNNING or t.number in self._in_flight or t.number in self._adopted:
+                continue
+            self._adopted.add(t.number)
+            with contextlib.suppress(Exception):  # finished meanwhile, or a storage hiccup
+                self._beat(self.storage.get_trial_id_from_study_id_trial_number(self._study_id, t.number))
 
     def _beat(self, trial_id: int) -> None:
         if self.heartbeats:
