@@ -12,10 +12,9 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from sweeps import run_in_process, train_sweep_cli
+from sweeps import REPO_ROOT, run_in_process, train_sweep_cli
 from wandb_runs import inspect, wandb_lines
 
-ROOT = Path(__file__).resolve().parents[1]
 N_TRIALS = 8
 TABLE_1 = {
     "model.n_conv_layers": lambda v: v in (1, 2, 3),
@@ -123,7 +122,7 @@ def test_final_evaluation_tests_incumbent_and_baseline_once(sweep: Path) -> None
     # command's arguments parsed by Hydra as on the command line, in this process).
     run_dir = sweep / "retrain"
     returncode, _, stderr = run_in_process(
-        ROOT / "train.py", "--config-dir", str(sweep), "--config-name", "best_config",
+        REPO_ROOT / "train.py", "--config-dir", str(sweep), "--config-name", "best_config",
         f"hydra.run.dir={run_dir}", "logger.wandb=null", "trainer.enable_progress_bar=false",
     )  # fmt: skip
     assert returncode == 0, stderr[-3000:]
