@@ -166,6 +166,9 @@ def train_once(spec: dict[str, Any], barrier: Any) -> dict[str, Any]:
     common.quiet()
     device = torch.device(spec["device"])
     if device.type == "cuda":
+        # "cuda" has no index; set_device and the memory queries need one (the current device's).
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
     cfg = common.compose_config(spec["overrides"])
     datamodule, module = pipeline.build(cfg)

@@ -266,7 +266,7 @@ else
   PYTHON=${PYTHON:-python3}
   TOTAL_BUDGET_S=${TOTAL_BUDGET_S:-520}
   # Caps per step; the study gets what is left of TOTAL_BUDGET_S.
-  CAP_PIPELINE=100 CAP_GPU=190 CAP_BASELINE=150 CAP_STUDY=600
+  CAP_PIPELINE=100 CAP_GPU=${CAP_GPU:-190} CAP_BASELINE=150 CAP_STUDY=600
 fi
 STEPS=${STEPS:-install,pipeline,gpu,baseline,study}
 RESERVE_S=15  # kept back for collecting and packing
