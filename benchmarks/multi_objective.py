@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     extra = ["logger=none", "hydra.sweeper.final_evaluation.enabled=false", "hydra.sweeper.report=null"]
     if args.quick:
         args.seeds, args.trials = args.seeds[:2], 6
-        extra += ["data.limit_train=400", "data.limit_val=300", "hydra.sweeper.pruner.max_resource=3"]
+        extra += ["data.limit_train=400", "data.limit_val=300", "hydra.sweeper.budget=3"]
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     runs_dir = args.runs_dir or ROOT / "outputs" / "benchmarks" / "multi_objective" / stamp
     runs_dir.mkdir(parents=True, exist_ok=True)

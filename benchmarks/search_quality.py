@@ -163,7 +163,7 @@ def _format(value: Any) -> str:
 
 def sweep_overrides(strategy: str, seed: int, settings: Settings, sweep_dir: Path) -> list[str]:
     sampler = {k: v for k, v in bohb_yaml_keys("sampler").items() if k != "seed"}
-    pruner = bohb_yaml_keys("pruner") | {"max_resource": settings.max_epochs}
+    pruner = bohb_yaml_keys("pruner") if strategy in ("ours", "hyperband") else {}
     random_sampler = strategy in ("random", "hyperband")
     pruned = strategy in ("ours", "hyperband")
     out = [
@@ -172,6 +172,7 @@ def sweep_overrides(strategy: str, seed: int, settings: Settings, sweep_dir: Pat
         f"hydra.sweeper.sampler.seed={seed}",
         *([] if random_sampler else [f"hydra.sweeper.sampler.{k}={_format(v)}" for k, v in sampler.items()]),
         *(f"hydra.sweeper.pruner.{k}={_format(v)}" for k, v in pruner.items()),
+        f"hydra.sweeper.budget={settings.max_epochs}",
         f"hydra.sweeper.study_name=search-quality-{strategy}-{seed}",
         f"hydra.sweep.dir={sweep_dir}",
         "hydra.output_subdir=null",  # no .hydra/ folder per trial

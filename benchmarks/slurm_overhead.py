@@ -42,7 +42,7 @@ import yaml
 ROOT = common.ROOT
 APP = Path("tests") / "cheap_app" / "cheap_task.py"
 # One epoch, no pruning, no sleep: the job itself takes microseconds, so a trial's time is overhead.
-TINY_JOB = ("hydra/sweeper/pruner=none", "hydra.sweeper.pruner.max_resource=1", "hydra.sweeper.n_jobs=1")
+TINY_JOB = ("hydra/sweeper/pruner=none", "hydra.sweeper.budget=1", "hydra.sweeper.n_jobs=1")
 LAUNCHERS: dict[str, tuple[str, ...]] = {
     "basic": (),
     "joblib": ("hydra/launcher=joblib", "hydra.launcher.n_jobs=1"),

@@ -22,7 +22,7 @@ LOGGERS = ("wandb", "none")
 def run_once(sweep_dir: Path, logger: str, trials: int) -> tuple[float, list[float]]:
     command = [
         "train.py", "-m", "sweeper=bohb", f"logger={logger}", f"hydra.sweeper.n_trials={trials}",
-        "hydra.sweeper.final_evaluation.enabled=false", "hydra.sweeper.pruner.max_resource=2",
+        "hydra.sweeper.final_evaluation.enabled=false", "hydra.sweeper.budget=2",
         "data.limit_train=500", "data.limit_val=500", "model.n_conv_layers=1", "model.n_fc_layers=1",
         "model.n_filters_1=tag(log, int(interval(8, 32)))",
     ]  # fmt: skip

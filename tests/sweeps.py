@@ -13,6 +13,7 @@ import importlib.util
 import io
 import logging
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from wandb_runs import unreachable_env
 
+from hydra_plugins.hydra_bohb_sweeper import _scheduling
 from hydra_plugins.hydra_bohb_sweeper.names import RESULTS_FILE, STORAGE_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +93,14 @@ class Sweep:
 
     def of_state(self, state: optuna.trial.TrialState) -> list[optuna.trial.FrozenTrial]:
         return [t for t in self.trials if t.state == state]
+
+    @property
+    def configs(self) -> dict[int, _scheduling.Configuration]:
+        """The configurations the sweep trained, each with its segments (trials) in order."""
+        return _scheduling.configurations(self.trials)
+
+    def configs_in(self, state: str) -> list[_scheduling.Configuration]:
+        return [c for c in self.configs.values() if c.state == state]
 
     def assert_ok(self) -> None:
         assert self.returncode == 0, self.stderr[-3000:]
@@ -217,9 +227,12 @@ def train_sweep_cli(sweep_dir: Path, *overrides: str) -> subprocess.CompletedPro
     return result
 
 
+PROGRESS = re.compile(r"\[\s*\d+/\d+\] #\d+")
+
+
 def progress_lines(text: str) -> list[str]:
     """The sweeper's one line per finished trial."""
-    return [line for line in text.splitlines() if "] trial " in line and "%]" in line]
+    return [line for line in text.splitlines() if PROGRESS.search(line)]
 
 
 def launched(sweep: Sweep) -> int:

@@ -1,5 +1,6 @@
-"""Two objectives (accuracy up, size down): pruning decisions on hand-made rungs, the picks from a
-front, hypervolume, and a real two-objective sweep of the cheap app through Hydra's multirun."""
+"""Two objectives (accuracy up, size down): the picks from a front, hypervolume, and a real
+two-objective sweep of the cheap app through Hydra's multirun (decisions at a rung by Pareto rank are
+in test_scheduling.py)."""
 
 from __future__ import annotations
 
@@ -14,81 +15,16 @@ from sweeps import Sweep, cheap_task, compose_sweep, scratch_dir, sweep_in_proce
 
 from hydra_plugins.hydra_bohb_sweeper import _pareto
 from hydra_plugins.hydra_bohb_sweeper._preflight import prepare
-from hydra_plugins.hydra_bohb_sweeper._pruners import (
-    ParetoHyperbandPruner,
-    crowding,
-    nondominated_fronts,
-    promotable,
-)
 from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper.names import FINAL_FILE, VALUES_BY_EPOCH_ATTR
 
 States = optuna.trial.TrialState
 UP_DOWN = ["maximize", "minimize"]
-TWO_OBJECTIVES = (
+TWO_OBJECTIVES = (  # the default pruner, Hyperband, ranks by Pareto front with several objectives
     "hydra.sweeper.direction=[maximize,minimize]",
     "hydra.sweeper.objective=[acc,size]",
-    "hydra/sweeper/pruner=pareto_hyperband",
 )
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-# --- pruning decisions at a rung ------------------------------------------------------------------
-
-# (accuracy at the rung, parameters) of the trials already there.
-RUNG = [(0.90, 50_000), (0.85, 20_000), (0.80, 8_000), (0.70, 3_000), (0.60, 60_000), (0.50, 40_000)]
-
-
-def test_a_dominated_trial_is_stopped() -> None:
-    # Worse and larger than most trials at the rung: rank far below the top third.
-    assert not promotable((0.55, 45_000), RUNG, UP_DOWN, eta=3)
-
-
-def test_a_trial_on_the_front_goes_on() -> None:
-    # Smaller than every trial there: an end of the front (infinite crowding distance).
-    assert promotable((0.40, 1_000), RUNG, UP_DOWN, eta=3)
-    # More accurate than every trial there: the other end.
-    assert promotable((0.95, 90_000), RUNG, UP_DOWN, eta=3)
-
-
-def test_with_fewer_trials_than_eta_only_non_dominated_ones_go_on() -> None:
-    assert promotable((0.8, 10_000), [(0.9, 20_000)], UP_DOWN, eta=3)  # a trade-off: on the front
-    assert not promotable((0.8, 30_000), [(0.9, 20_000)], UP_DOWN, eta=3)  # dominated
-
-
-def test_fronts_and_crowding() -> None:
-    points = [(1.0, 5.0), (2.0, 3.0), (3.0, 1.0), (3.0, 4.0), (4.0, 4.0)]  # both minimised
-    assert nondominated_fronts(points) == [[0, 1, 2], [3], [4]]
-    distance = crowding(points, [0, 1, 2])
-    assert distance[0] == distance[2] == float("inf") and distance[1] == pytest.approx(2.0)
-
-
-def test_brackets_and_rungs_follow_hyperband() -> None:
-    pruner = ParetoHyperbandPruner(min_resource=1, max_resource=27, reduction_factor=3)
-    assert pruner.n_brackets == 4
-    assert [pruner.rungs(b) for b in range(4)] == [[1, 3, 9], [3, 9], [9], []]
-    # Trials are spread over the brackets as Optuna's HyperbandPruner spreads them (most in bracket 0).
-    brackets = [pruner.bracket("study", n) for n in range(400)]
-    assert brackets.count(0) > brackets.count(1) > brackets.count(3) > 0
-    with pytest.raises(ValueError, match="reduction_factor"):
-        ParetoHyperbandPruner(reduction_factor=1)
-
-
-def test_the_pruner_reads_the_rung_from_the_study() -> None:
-    """The vectors the jobs reported at epoch 1 (a rung of bracket 0), read back from the study."""
-    study = optuna.create_study(directions=UP_DOWN, study_name="rungs")
-    pruner = ParetoHyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3)
-    trials = [study.ask() for _ in range(40)]
-    in_bracket_0 = [t for t in trials if pruner.bracket("rungs", t.number) == 0]
-    *earlier, weak, strong = in_bracket_0[: len(RUNG) + 2]
-    for trial, vector in zip([*earlier, weak, strong], [*RUNG, (0.55, 45_000), (0.95, 10_000)], strict=True):
-        trial.set_user_attr(VALUES_BY_EPOCH_ATTR, {"1": list(vector)})
-    assert pruner.prunes(study, weak.number, 1)
-    assert not pruner.prunes(study, strong.number, 1)
-    assert not pruner.prunes(study, weak.number, 2)  # not a rung
-    # With bootstrap_count=8 the first eight trials at a rung (the strong one is the eighth) stop there.
-    waiting = ParetoHyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3, bootstrap_count=8)
-    assert waiting.prunes(study, strong.number, 1)
 
 
 # --- the picks and the hypervolume ----------------------------------------------------------------
@@ -142,8 +78,13 @@ def test_a_two_objective_sweep_prunes_and_writes_the_front(two_objective_sweep: 
     run = two_objective_sweep
     run.assert_ok()
     assert run.results is not None
-    pruned = run.of_state(States.PRUNED)
-    assert pruned and all(len(t.user_attrs[VALUES_BY_EPOCH_ATTR]) in (1, 3) for t in pruned)
+    paused = [c for c in run.configs.values() if c.state != "complete"]
+    assert paused and all(c.epochs in (1, 3) for c in paused)  # they stopped at a rung
+    resumed = [c for c in run.configs.values() if len(c.trials) > 1]
+    assert resumed  # promoted by Pareto rank, continued from their checkpoints
+    for config in resumed:
+        epochs = [int(e) for t in config.trials for e in t.user_attrs[VALUES_BY_EPOCH_ATTR]]
+        assert epochs == list(range(1, config.epochs + 1))  # no epoch twice, none skipped
     solutions = run.results["solutions"]
     assert len(solutions) >= 2
     values = [tuple(s["values"]) for s in solutions]
@@ -176,8 +117,12 @@ def test_the_front_picks_are_retrained_beside_the_baseline(two_objective_sweep: 
     ("overrides", "fragment"),
     [
         (
-            ["hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.objective=[acc,size]"],
-            "pareto_hyperband",
+            [
+                "hydra.sweeper.direction=[maximize,minimize]",
+                "hydra.sweeper.objective=[acc,size]",
+                "+hydra.sweeper.pruner={_target_: optuna.pruners.MedianPruner}",
+            ],
+            "use hydra/sweeper/pruner=hyperband",
         ),
         (["hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.objective=acc"], "one direction per"),
         (["hydra.sweeper.direction=[maximize,sideways]"], "sideways must be maximize or minimize"),

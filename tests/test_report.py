@@ -15,7 +15,7 @@ import pytest
 from sweeps import cheap_task, scratch_dir, sweep_in_process
 
 from hydra_plugins.hydra_bohb_sweeper import _plots
-from hydra_plugins.hydra_bohb_sweeper.analysis import best_so_far, param_importances
+from hydra_plugins.hydra_bohb_sweeper.analysis import best_so_far, compared_at_one_epoch, param_importances
 from jahs_bohb import report
 
 matplotlib.use("Agg")
@@ -248,7 +248,12 @@ def test_sweeper_figures_name_the_objective(sweeps: list[report.Sweep], tmp_path
     importances = _plots.build_importances(scores, "acc")
     assert "acc" in importances.axes[0].get_title()
     assert [t.get_text() for t in importances.axes[0].get_yticklabels()] == list(scores)[::-1]
-    parallel = _plots.build_parallel_coordinates(study)
+    comparison = compared_at_one_epoch(study)
+    assert comparison is not None and comparison.configurations >= 8  # not only the complete ones
+    parallel = _plots.build_parallel_coordinates(study, None, comparison)
+    assert f"{comparison.configurations} configurations after {comparison.epoch} epochs" in (
+        parallel.layout.title.text
+    )
     assert list(parallel.layout.xaxis.ticktext) == ["acc", "x", "y", "z"]
     assert "inactive" in [a.text for a in parallel.layout.annotations]  # z without y == c
     assert "None" not in [a.text for a in parallel.layout.annotations]

@@ -19,7 +19,7 @@ CASES = [
     ("optimizer=choice(adam, adamw)", "optimizer/adamw"),
     ("model.n_filters_1=int(interval(4, 64))", "model.n_filters_1=4 is out of range"),
     ("data.batch_size=choice(32, 64)", "data.batch_size=32 is out of range"),
-    ("trainer.max_epochs=5", "hydra.sweeper.pruner.max_resource"),
+    ("trainer.max_epochs=5", "hydra.sweeper.budget"),
 ]
 
 

@@ -1,7 +1,8 @@
 """The BOHB sweeper through Hydra's real multirun, in this process: the cheap app (tests/cheap_app)
 swept with the basic launcher, checked through the real Optuna storage and optimization_results.yaml.
 
-Covers: n_trials finished, Hyperband pruning inside the job, conditional parameters reaching the job,
+Covers: n_trials configurations, Hyperband pausing and resuming configurations (no epoch trained
+twice), stopping for apps that cannot pause, conditional parameters reaching the job,
 metrics beside the objective, the results file, resuming a study, failing and NaN trials,
 max_failure_rate, Ctrl-C, the final evaluation, and bad sweeper input refused in one line with no study.
 The command line, other launchers and killed sweepers are in test_sweeper_cli.py.
@@ -36,8 +37,8 @@ from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError
 from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper.names import FINAL_FILE
 
-N_TRIALS = 12  # hydra.sweeper.n_trials in tests/cheap_app/conf/config.yaml
-BUDGET = 9  # hydra.sweeper.pruner.max_resource there
+N_TRIALS = 12  # hydra.sweeper.n_trials in tests/cheap_app/conf/config.yaml: configurations
+BUDGET = 9  # hydra.sweeper.budget there
 States = optuna.trial.TrialState
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -54,10 +55,16 @@ _cache: dict[str, Any] = {}
 
 
 def once(name: str, root: Path, *overrides: str) -> Sweep:
-    """A sweep shared by the tests that read it."""
+    """A sweep shared by the tests that read it; `epochs.log` in its folder lists every epoch trained."""
     if name not in _cache:
-        _cache[name] = sweep_in_process(root / name, *overrides)
+        _cache[name] = sweep_in_process(root / name, f"epochs_log={root / name}.epochs.log", *overrides)
     return _cache[name]
+
+
+def epochs_trained(root: Path, name: str) -> list[tuple[int, int]]:
+    """(configuration, epoch) of every epoch the jobs of sweep `name` trained, in order."""
+    lines = (root / f"{name}.epochs.log").read_text().split("\n")
+    return [(int(c), int(e)) for c, e in (line.split() for line in lines if line)]
 
 
 def expected_value(params: dict[str, Any], epoch: int) -> float:
@@ -71,22 +78,44 @@ def expected_value(params: dict[str, Any], epoch: int) -> float:
 def test_sweep_runs_n_trials_and_prints_one_line_each(root: Path) -> None:
     run = once("default", root)
     run.assert_ok()
-    assert [t.number for t in run.trials] == list(range(N_TRIALS))
+    assert sorted(run.configs) == [t.number for t in run.trials if "resume" not in t.user_attrs]
+    assert len(run.configs) == N_TRIALS
     assert {t.state for t in run.trials} <= {States.COMPLETE, States.PRUNED}
-    assert run.of_state(States.COMPLETE)
-    assert launched(run) == N_TRIALS
-    assert len(progress_lines(run.stdout + run.stderr)) == N_TRIALS
+    assert run.configs_in("complete")
+    assert launched(run) == len(run.trials) > N_TRIALS  # promoted configurations were resumed
+    assert len(progress_lines(run.stdout + run.stderr)) == len(run.trials)
 
 
-def test_hyperband_prunes_inside_the_job(root: Path) -> None:
+def test_hyperband_pauses_at_rungs_and_resumes_promoted_configurations(root: Path) -> None:
+    """Each configuration trains epochs 1, 2, ... in order across its segments, never one twice; it
+    stops only at a rung (paused there with a checkpoint) or at the budget."""
     run = once("default", root)
-    complete, pruned = run.of_state(States.COMPLETE), run.of_state(States.PRUNED)
-    assert pruned, "no trial was pruned"
-    assert all(sorted(t.intermediate_values) == list(range(1, BUDGET + 1)) for t in complete)
-    for t in pruned:
-        epochs = len(t.intermediate_values)
-        assert epochs in (1, 3), f"trial {t.number} pruned after {epochs} epochs, not at a rung"
-        assert sorted(t.intermediate_values) == list(range(1, epochs + 1))
+    trained = epochs_trained(root, "default")
+    assert len(trained) == len(set(trained)) == run.results["epochs_trained"]  # type: ignore[index]
+    for number, config in run.configs.items():
+        epochs = [e for c, e in trained if c == number]
+        assert epochs == list(range(1, config.epochs + 1)) and sorted(config.values) == epochs
+        if config.state == "complete":
+            assert config.epochs == BUDGET
+        else:
+            assert config.state == "paused" and config.epochs in (1, 3), f"#{number} stopped off a rung"
+        for before, after in zip(config.trials, config.trials[1:], strict=False):
+            resume = after.user_attrs["resume"]
+            assert resume["trial"] == before.number and resume["epoch"] == max(before.intermediate_values)
+            assert min(after.intermediate_values) == resume["epoch"] + 1
+    resumed = [c for c in run.configs.values() if len(c.trials) > 1]
+    assert resumed, "no configuration was resumed"
+    # Resumed ones ranked in the top third of their bracket at the rung they paused at.
+    assert not (run.sweep_dir / "checkpoints").exists(), "checkpoints left behind after the sweep"
+
+
+def test_an_app_that_cannot_pause_is_stopped_at_the_rungs_instead(root: Path) -> None:
+    run = once("no-pause", root, "can_pause=false")
+    run.assert_ok()
+    assert len(run.trials) == len(run.configs) == N_TRIALS  # one trial each: nothing resumed
+    stopped = run.configs_in("stopped")
+    assert stopped and all(c.epochs in (1, 3) for c in stopped)
+    assert all(c.epochs == BUDGET for c in run.configs_in("complete"))
 
 
 def test_job_receives_the_sampled_parameters(root: Path) -> None:
@@ -130,9 +159,11 @@ def test_results_file(root: Path) -> None:
     assert results["best_params"] == study.best_params
     assert results["best_value"] == pytest.approx(study.best_value)
     assert results["best_trial"] == study.best_trial.number
+    assert results["best_configuration"] == study.best_trial.user_attrs["config"]
     assert results["n_trials"] == N_TRIALS
-    assert results["n_complete"] == len(run.of_state(States.COMPLETE))
-    assert results["n_pruned"] == len(run.of_state(States.PRUNED)) >= 1
+    assert results["n_complete"] == len(run.configs_in("complete")) >= 1
+    assert results["n_pruned"] == results["n_paused"] == len(run.configs_in("paused")) >= 1
+    assert results["n_resumed"] == len(run.trials) - N_TRIALS >= 1
     assert results["n_failed"] == 0
     assert results["budget_epochs"] == BUDGET
     assert results["epochs_trained"] == sum(len(t.intermediate_values) for t in run.trials)
@@ -144,19 +175,20 @@ def test_results_file(root: Path) -> None:
     assert "hydra" not in best_config
 
 
-def test_resume_runs_only_the_missing_trials_with_new_configurations(root: Path) -> None:
+def test_resume_runs_only_the_missing_configurations_with_new_parameters(root: Path) -> None:
     runs = [sweep_in_process(root / "resume", f"hydra.sweeper.n_trials={n}") for n in (3, 5, 5)]
     for run in runs:
         run.assert_ok()
     first, second, third = runs
-    assert [t.number for t in first.trials] == list(range(3))
-    assert len(progress_lines(second.stderr + second.stdout)) == 2  # only the difference
-    assert [t.number for t in second.trials] == list(range(5))
+    assert sorted(first.configs) == [0, 1, 2]
+    assert len(second.configs) == 5 and second.results is not None and second.results["n_trials"] == 5
+    new = [c for n, c in second.configs.items() if n not in first.configs]
+    assert len(new) == 2  # only the difference
+    assert len(progress_lines(second.stderr + second.stdout)) == len(second.trials) - len(first.trials)
     assert all(t.state in (States.COMPLETE, States.PRUNED) for t in second.trials)
-    assert second.results is not None and second.results["n_trials"] == 5
-    assert len(third.trials) == 5 and not progress_lines(third.stderr + third.stdout)
+    assert len(third.trials) == len(second.trials) and not progress_lines(third.stderr + third.stdout)
     first_params = [t.params for t in first.trials]
-    assert not [t.number for t in second.trials[3:] if t.params in first_params]
+    assert not [c.number for c in new if c.last.params in first_params]
 
     flipped = sweep_in_process(
         root / "resume", "hydra.sweeper.n_trials=6", "hydra.sweeper.direction=minimize"
@@ -164,7 +196,7 @@ def test_resume_runs_only_the_missing_trials_with_new_configurations(root: Path)
     assert flipped.returncode == 2
     (line,) = error_lines(flipped.stderr)
     assert "direction" in line
-    assert len(flipped.trials) == 5
+    assert len(flipped.trials) == len(second.trials)
 
 
 @pytest.mark.slow
@@ -181,7 +213,7 @@ def test_none_pruner_trains_every_trial_fully(root: Path) -> None:
 def test_random_sampler(root: Path) -> None:
     run = sweep_in_process(root / "random", "hydra/sweeper/sampler=random", "hydra.sweeper.n_trials=3")
     run.assert_ok()
-    assert len(run.trials) == 3
+    assert len(run.configs) == 3
 
 
 # --- failures -------------------------------------------------------------------------------------
@@ -192,11 +224,12 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(root: Path) -> None:
         root / "failing",
         "+hydra.sweeper.params.fail='choice(true, false)'",
         "hydra/sweeper/sampler=random",
+        "hydra/sweeper/pruner=none",
         "hydra.sweeper.max_failure_rate=1.0",
         "hydra.sweeper.n_trials=6",
     )
     run.assert_ok()
-    assert len(run.trials) == 6
+    assert len(run.configs) == 6
     failed = run.of_state(States.FAIL)
     assert failed and len(failed) < len(run.trials)
     for t in run.trials:
@@ -221,7 +254,7 @@ def test_nan_and_a_missing_objective_are_failed_trials(root: Path) -> None:
 
     wrong = sweep_in_process(
         root / "objective", "hydra.sweeper.objective=accuracy", "hydra.sweeper.max_failure_rate=1.0",
-        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_trials=2", "hydra/sweeper/pruner=none",
     )  # fmt: skip
     wrong.assert_ok()
     reasons = {t.user_attrs["fail_reason"] for t in wrong.trials}
@@ -248,7 +281,11 @@ def test_max_failure_rate_stops_the_sweep(root: Path) -> None:
 def test_a_trial_raising_cuda_out_of_memory_fails_and_the_sweep_goes_on(root: Path) -> None:
     pytest.importorskip("torch")
     run = sweep_in_process(
-        root / "oom", "chaos=torch.cuda.OutOfMemoryError", "chaos_trial=1", "hydra.sweeper.n_trials=3"
+        root / "oom",
+        "chaos=torch.cuda.OutOfMemoryError",
+        "chaos_trial=1",
+        "hydra.sweeper.n_trials=3",
+        "hydra/sweeper/pruner=none",
     )
     run.assert_ok()
     assert len(run.trials) == 3 and all(t.state != States.RUNNING for t in run.trials)
@@ -259,12 +296,14 @@ def test_a_trial_raising_cuda_out_of_memory_fails_and_the_sweep_goes_on(root: Pa
 
 def test_ctrl_c_keeps_the_results_says_how_to_resume_and_leaves_nothing_running(root: Path) -> None:
     sweep_dir = root / "interrupted"
-    run = sweep_in_process(sweep_dir, "chaos=builtins.KeyboardInterrupt", "chaos_trial=2", "sleep_s=0")
+    run = sweep_in_process(
+        sweep_dir, "chaos=builtins.KeyboardInterrupt", "chaos_trial=2", "hydra/sweeper/pruner=none"
+    )
     assert run.returncode == 2
     (line,) = error_lines(run.stderr)
     assert line == (
-        "error: interrupted: 3 trials are kept (the one interrupted as failed); to resume, run the same "
-        f"command with hydra.sweep.dir={sweep_dir}"
+        "error: interrupted: 3 configurations are kept (paused ones stay resumable; the trial interrupted "
+        f"is failed); to resume, run the same command with hydra.sweep.dir={sweep_dir}"
     )
     assert [t.state for t in run.trials][:2] != [States.RUNNING] * 2
     assert run.trials[2].state == States.FAIL and run.trials[2].user_attrs["fail_reason"] == "interrupted"
@@ -275,27 +314,53 @@ def test_ctrl_c_keeps_the_results_says_how_to_resume_and_leaves_nothing_running(
 # --- the final evaluation -------------------------------------------------------------------------
 
 
-def test_final_evaluation_records_what_the_jobs_return(root: Path) -> None:
+def test_final_evaluation_retrains_the_top_k_picks_by_the_objective_and_tests_only_the_pick(
+    root: Path,
+) -> None:
     run = sweep_in_process(
-        root / "final", "hydra.sweeper.n_trials=5", "hydra.sweeper.final_evaluation.enabled=true",
-        "hydra.sweeper.final_evaluation.baseline=true",
-        "hydra.sweeper.final_evaluation.overrides=[\"max_epochs=20\"]",
+        root / "final", "hydra.sweeper.n_trials=8", "hydra.sweeper.final_evaluation.enabled=true",
+        "hydra.sweeper.final_evaluation.baseline=true", "hydra.sweeper.final_evaluation.top_k=2",
+        'hydra.sweeper.final_evaluation.overrides=["max_epochs=20"]',
+        'hydra.sweeper.final_evaluation.test_overrides=["sleep_s=0.001"]',  # stands in for a test flag
     )  # fmt: skip
     run.assert_ok()
     final = yaml.safe_load((run.sweep_dir / FINAL_FILE).read_text())
-    best = max(run.of_state(States.COMPLETE), key=lambda t: t.value or 0)
+    # The candidates: the two best configurations of the search (complete ones first).
+    ranked = sorted(
+        run.configs.values(), key=lambda c: (c.state != "complete", -c.epochs, -c.values[c.epochs][0])
+    )
+    candidates = final["candidates"]
+    assert [c["configuration"] for c in candidates] == [c.number for c in ranked[:2]]
+    for record in candidates:
+        params = run.configs[record["configuration"]].last.params
+        assert record["value"] == pytest.approx(expected_value(params, 20))  # retrained to 20 epochs
+        assert record["state"] == "complete" and Path(record["output_dir"]).name.startswith("candidate-")
+        assert "sleep_s=0.001" not in record["overrides"]  # no candidate is tested
+    pick = max(candidates, key=lambda r: r["value"])
     incumbent, baseline = final["incumbent"], final["baseline"]
-    assert incumbent["best_trial"] == best.number and incumbent["state"] == "complete"
-    assert incumbent["value"] == pytest.approx(expected_value(best.params, 20))
-    assert incumbent["metrics"]["epochs"] == 20
-    assert "max_epochs=20" in incumbent["overrides"] and f"y={best.params['y']}" in incumbent["overrides"]
-    # The baseline is the job's defaults (x=0.5, y=a, z=0) with the final overrides.
+    assert incumbent["configuration"] == pick["configuration"] and incumbent["state"] == "complete"
+    assert incumbent["chosen_because"] == f"best {pick['value']:.4g} of 2 retrained candidates"
+    assert incumbent["candidate_value"] == pytest.approx(pick["value"])
+    assert "sleep_s=0.001" in incumbent["overrides"] and "max_epochs=20" in incumbent["overrides"]
+    assert Path(incumbent["output_dir"]).name == "final" and incumbent["metrics"]["epochs"] == 20
+    # The baseline is the job's defaults (x=0.5, y=a, z=0), retrained and tested as the pick is.
     assert baseline["value"] == pytest.approx(cheap_task.learning_curve(0.5, "a", 0.0, 20))
-    assert baseline["metrics"]["quality"] == pytest.approx(cheap_task.quality(0.5, "a", 0.0))
-    assert Path(incumbent["output_dir"]).name == "final" and Path(baseline["output_dir"]).name == "baseline"
+    assert "sleep_s=0.001" in baseline["overrides"] and Path(baseline["output_dir"]).name == "baseline"
     assert run.results is not None
     assert run.results["final_evaluation"]["incumbent"]["metrics"] == incumbent["metrics"]
-    assert len(run.trials) == 5  # the evaluations are not trials of the study
+    assert len(run.configs) == 8  # the evaluations are not trials of the study
+
+
+def test_a_short_sweep_still_ends_with_a_complete_configuration(root: Path) -> None:
+    """Three configurations pause at rung 1 and only one of them could go on by the top-third rule;
+    once the quota is spent and nothing runs, the best paused configuration of each bracket trains to
+    the budget (as synchronous successive halving promotes at least one)."""
+    run = sweep_in_process(root / "short", "hydra.sweeper.n_trials=3")
+    run.assert_ok()
+    (complete,) = run.configs_in("complete")
+    assert complete.epochs == BUDGET and run.results is not None and run.results["best_value"] is not None
+    finisher = complete.trials[-1]
+    assert finisher.user_attrs["resume"]["to_budget"] is True
 
 
 # --- bad input: one line, no study ----------------------------------------------------------------

@@ -16,17 +16,17 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _results, client, names, wandb_mode
+from hydra_plugins.hydra_bohb_sweeper import _results, _scheduling, client, names, wandb_mode
 from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides, is_identity, merge
 from hydra_plugins.hydra_bohb_sweeper._outcome import outcome_of_value
-from hydra_plugins.hydra_bohb_sweeper._quota import TrialQuota
+from hydra_plugins.hydra_bohb_sweeper._quota import NEW, PROMOTE, RUN_WAITING, STOP, WAIT, TrialQuota
 from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError, check_settings
 from hydra_plugins.hydra_bohb_sweeper._storage import has_password, redact, resolve_url
 from hydra_plugins.hydra_bohb_sweeper.config import BOHBSweeperConf
 
 States = optuna.trial.TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-HYPERBAND = {"_target_": "optuna.pruners.HyperbandPruner", "min_resource": 1, "max_resource": 9}
+HYPERBAND = {"_target_": "hydra_plugins.hydra_bohb_sweeper._scheduling.Hyperband", "min_resource": 1}
 TPE = {"_target_": "optuna.samplers.TPESampler", "seed": 0}
 
 
@@ -35,7 +35,7 @@ def settings(**changes: Any) -> dict[str, Any]:
     conf = OmegaConf.to_container(OmegaConf.structured(BOHBSweeperConf), throw_on_missing=False)
     assert isinstance(conf, dict)
     defaults = {str(k): v for k, v in conf.items() if not str(k).startswith("_")}
-    return {**defaults, "sampler": TPE, "pruner": HYPERBAND, **changes}
+    return {**defaults, "sampler": TPE, "pruner": HYPERBAND, "budget": 9, **changes}
 
 
 # --- settings -------------------------------------------------------------------------------------
@@ -44,12 +44,31 @@ def settings(**changes: Any) -> dict[str, Any]:
 def test_defaults_serve_any_app() -> None:
     checked = check_settings(settings(), job_name="toy")
     assert checked.study_name == "toy"  # null: the app's job name
-    assert checked.budget == 9  # the pruner's max_resource
+    assert checked.budget == 9
+    assert checked.scheduler.record() == {
+        "name": "hyperband", "budget": 9, "min_resource": 1, "reduction_factor": 3, "brackets": 2,
+        "mode": "promotion",
+    }  # fmt: skip
     assert checked.budget_key is None and checked.tracking_key is None and checked.objectives is None
     assert checked.directions == ["maximize"] and not checked.multi_objective
     assert checked.report is None and checked.preflight_check is None
     assert not checked.final_evaluation_enabled
     assert checked.n_trials == 20 and checked.direction == "maximize"
+
+
+def test_the_budget_set_as_max_resource_still_works() -> None:
+    checked = check_settings(settings(budget=None, pruner={**HYPERBAND, "max_resource": 27}), "toy")
+    assert checked.budget == 27 and checked.scheduler.record()["budget"] == 27  # type: ignore[index]
+    assert check_settings(settings(budget=None, pruner=HYPERBAND), "toy").budget == 27  # the default
+
+
+def test_any_optuna_pruner_still_prunes_one_objective() -> None:
+    checked = check_settings(settings(pruner={"_target_": "optuna.pruners.MedianPruner"}), "toy")
+    assert checked.scheduler.record() == {
+        "name": "optuna",
+        "pruner": {"_target_": "optuna.pruners.MedianPruner"},
+    }
+    assert not checked.scheduler.pauses
 
 
 @pytest.mark.parametrize(
@@ -58,6 +77,17 @@ def test_defaults_serve_any_app() -> None:
         ({"n_trials": -1}, "n_trials=-1 must be a positive integer"),
         ({"budget": 0}, "hydra.sweeper.budget"),
         ({"pruner": {**HYPERBAND, "min_resource": 0}}, "min_resource=0"),
+        (
+            {"pruner": {**HYPERBAND, "max_resource": 27}},
+            "max_resource=27 and hydra.sweeper.budget=9 disagree",
+        ),
+        ({"pruner": {**HYPERBAND, "bootstrap_count": 2}}, "bootstrap_count is gone"),
+        ({"pruner": {**HYPERBAND, "brackets": 9}}, "1 to 3 brackets"),
+        (
+            {"pruner": {"_target_": "optuna.pruners.MedianPruner"}, "direction": ["maximize", "minimize"]},
+            "cannot prune a study with several objectives",
+        ),
+        ({"pruner": {"_target_": "optuna.pruners.MedianPruner", "no_such_arg": 1}}, "no_such_arg"),
         ({"sampler": {"_target_": "optuna.samplers.NoSuch"}}, "sampler._target_=optuna.samplers.NoSuch"),
     ],
 )
@@ -151,23 +181,58 @@ def study_with(states: list[Any], n_trials: int) -> tuple[optuna.Study, TrialQuo
     return study, TrialQuota(study, None, n_trials)
 
 
-def test_the_quota_counts_finished_and_running_trials_of_every_sweeper() -> None:
+NO_PRUNING, PROMOTION = _scheduling.NoPruning(), _scheduling.Hyperband(budget=9)
+
+
+def never(config: _scheduling.Configuration) -> bool:
+    return False
+
+
+def test_the_quota_counts_configurations_of_every_sweeper() -> None:
     _, quota = study_with([States.COMPLETE, States.PRUNED, States.FAIL], n_trials=5)
-    assert quota.claim() == "run"
+    assert quota.next_step(NO_PRUNING, never).kind == NEW
     _, quota = study_with([States.COMPLETE, States.PRUNED, States.RUNNING, States.RUNNING], n_trials=4)
     tally = quota.tally()
-    assert (tally.finished, tally.running, tally.waiting) == (2, 2, 0)
-    assert quota.claim() == "stop"  # the last two slots run elsewhere; no heartbeats, nothing to wait for
+    assert (tally.configurations, tally.settled, tally.running, tally.waiting) == (4, 2, 2, 0)
+    # The last two run elsewhere; no heartbeats, nothing to wait for.
+    assert quota.next_step(NO_PRUNING, never).kind == STOP
+
+
+def paused_study(values: list[float]) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for value in values:
+        trial = study.ask()
+        trial.set_user_attr(names.CONFIG_ATTR, trial.number)
+        trial.report(value, 1)
+        trial.set_user_attr(names.PAUSED_ATTR, {"epoch": 1, "path": "/elsewhere"})
+        study.tell(trial, state=States.PRUNED)
+    return study
+
+
+def test_a_free_worker_resumes_a_promoted_configuration_before_it_starts_a_new_one() -> None:
+    quota = TrialQuota(paused_study([0.9, 0.4, 0.5]), None, n_trials=10)
+    step = quota.next_step(PROMOTION, lambda c: True)
+    assert step.kind == PROMOTE and step.promote is not None and step.promote.number == 0
+    assert not step.to_budget
+    assert quota.next_step(PROMOTION, never).kind == NEW  # its checkpoint is on another machine
+
+
+def test_once_the_quota_is_spent_a_bracket_nobody_finished_closes_with_its_best() -> None:
+    quota = TrialQuota(paused_study([0.4, 0.9]), None, n_trials=2)  # two at rung 1: nobody is promoted
+    step = quota.next_step(PROMOTION, lambda c: True)
+    assert step.kind == PROMOTE and step.promote is not None and step.promote.number == 1
+    assert step.to_budget  # it trains to the budget, pausing nowhere
+    assert quota.next_step(PROMOTION, never).kind == STOP
 
 
 def test_when_sweepers_race_for_the_last_slot_the_trial_numbers_decide() -> None:
     study, quota = study_with([States.COMPLETE, States.COMPLETE], n_trials=3)
     first, second = study.ask(), study.ask()  # two sweepers asked at once for the third slot
-    assert not quota.is_surplus(first) and quota.is_surplus(second)
+    assert quota.index_of(first) == 2 and quota.index_of(second) == 3  # the second is beyond the quota
     second.set_user_attr(names.SURPLUS_ATTR, True)
     study.tell(second, state=States.FAIL)
     study.tell(first, 0.5)
-    assert quota.tally().finished == 3 and quota.claim() == "stop"
+    assert quota.tally().configurations == 3 and quota.next_step(NO_PRUNING, never).kind == STOP
     assert _results.summarize(study, budget=9)["n_trials"] == 3
 
 
@@ -192,13 +257,13 @@ def test_a_retried_stale_trial_is_replaced_by_its_retry(tmp_path: Path) -> None:
     time.sleep(2.2)
     quota = TrialQuota(study, beating, n_trials=1)
     tally = quota.tally()  # fails the stale trial and enqueues its configuration once more
-    assert (tally.finished, tally.waiting) == (0, 1)  # the stale trial is not counted: its retry is
-    assert quota.claim() == "run"  # the retry stands in for the stale trial
+    assert (tally.configurations, tally.settled, tally.waiting) == (1, 0, 1)  # its retry stands in
+    assert quota.next_step(NO_PRUNING, never).kind == RUN_WAITING
     retry = study.ask()
     assert study.trials[0].state == States.FAIL
     assert retry.suggest_float("x", 0, 1) == stale.params["x"]  # the same configuration
     study.tell(retry, 0.7)
-    assert quota.tally().finished == 1 and quota.claim() == "stop"
+    assert quota.tally().settled == 1 and quota.next_step(NO_PRUNING, never).kind == STOP
     assert _results.fail_reasons(study) == {0: "stale: its sweeper stopped (retried)"}
 
 
@@ -209,9 +274,10 @@ def test_a_trial_whose_sweeper_died_before_its_first_heartbeat_goes_stale_too(tm
     study = optuna.create_study(study_name="orphan", storage=url)
     study.ask()  # RUNNING, no heartbeat: its sweeper is gone
     quota = TrialQuota(study, beating_storage(url), n_trials=1)
-    assert quota.claim() == "wait"  # it may still be alive: its clock starts now
+    assert quota.next_step(NO_PRUNING, never).kind == WAIT  # it may still be alive: its clock starts
     time.sleep(2.2)
-    assert quota.claim() == "run"  # stale after the grace period: failed, its retry queued
+    # Stale after the grace period: failed, its retry queued.
+    assert quota.next_step(NO_PRUNING, never).kind == RUN_WAITING
     assert study.trials[0].state == States.FAIL
 
 
@@ -229,6 +295,7 @@ def test_results_hold_the_official_keys_the_best_metrics_and_the_epochs_spent(tm
         trial.set_user_attr(names.METRICS_ATTR, {"n_parameters": int(1000 * x)})
         study.tell(trial, x if state == States.COMPLETE else None, state=state)
     results = _results.write(study, tmp_path, "postgresql://u:secret@host/db", budget=9)
+    assert results["best_configuration"] == study.best_trial.number
     assert yaml.safe_load((tmp_path / names.RESULTS_FILE).read_text()) == results
     best = study.best_trial
     assert list(results)[:3] == ["name", "best_params", "best_value"]
@@ -260,22 +327,23 @@ def test_a_job_attaches_to_its_trial_reports_and_is_never_pruned_at_its_full_bud
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    study = optuna.create_study(
-        study_name="jobs", storage=url, pruner=optuna.pruners.ThresholdPruner(lower=0.5)
-    )
-    study.set_user_attr(names.PRUNER_ATTR, {"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5})
+    study = optuna.create_study(study_name="jobs", storage=url)
+    threshold = _scheduling.OptunaPruner({"_target_": "optuna.pruners.ThresholdPruner", "lower": 0.5})
+    study.set_user_attr(names.SCHEDULER_ATTR, threshold.record())
     trial = study.ask()
     trial.suggest_float("lr", 0.1, 1.0)
     env = {names.ENV_STUDY: "jobs", names.ENV_STORAGE: url, names.ENV_TRIAL: str(trial.number)}
     for key, value in {**env, names.ENV_ROLE: names.TRIAL, names.ENV_BUDGET: "3"}.items():
         monkeypatch.setenv(key, value)
     job = client.current_job()
-    assert job == client.SweepJob("jobs", url, names.TRIAL, trial.number, 3)
+    assert job == client.SweepJob("jobs", url, names.TRIAL, trial.number, 3, config_number=trial.number)
     assert job.wandb_names() == {"name": f"trial-{trial.number}", "group": "jobs", "job_type": "trial"}
     attached = client.current_trial()
     assert attached is not None and attached.params == trial.params
+    assert attached.resume_from is None and attached.resume_epoch == 0
     attached.report(0.1, 1)
-    assert attached.should_prune()  # the study's own pruner: 0.1 is below its threshold
+    assert not attached.should_pause()  # the study's scheduler only stops
+    assert attached.should_prune()  # 0.1 is below its threshold
     attached.report(0.1, 3)
     assert not attached.should_prune()  # trained its full budget: complete, whatever its rank
     assert study.trials[0].intermediate_values == {1: 0.1, 3: 0.1}
@@ -283,6 +351,53 @@ def test_a_job_attaches_to_its_trial_reports_and_is_never_pruned_at_its_full_bud
     monkeypatch.delenv(names.ENV_TRIAL)
     assert client.current_trial() is None  # an evaluation after the search reports nothing
     assert client.current_job().wandb_names()["name"] == "final-jobs"  # type: ignore[union-attr]
+
+
+def test_a_paused_job_saves_its_checkpoint_and_its_continuation_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = optuna.create_study(study_name="pause", storage=url)
+    study.set_user_attr(names.SCHEDULER_ATTR, _scheduling.Hyperband(budget=9).record())
+    first = study.ask()
+    first.set_user_attr(names.CONFIG_ATTR, first.number)
+    env = {
+        names.ENV_STUDY: "pause", names.ENV_STORAGE: url, names.ENV_TRIAL: str(first.number),
+        names.ENV_BUDGET: "9", names.ENV_CHECKPOINTS: str(tmp_path / "checkpoints"),
+    }  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    job = client.current_trial()
+    assert job is not None
+    job.report(0.5, 1)
+    assert job.should_pause()  # the first at rung 1: nothing to rank it against, so it waits there
+    assert not job.should_prune()  # it pauses: it is not stopped
+    path = job.save_checkpoint(lambda p: p.write_text("state after epoch 1"))
+    assert path == tmp_path / "checkpoints" / f"config-{first.number}" / "epoch-1.ckpt"
+    assert not list(path.parent.glob(".*"))  # no temporary file left beside it
+    assert study.trials[0].user_attrs[names.CHECKPOINT_ATTR] == {"epoch": 1, "path": str(path)}
+    # The sweeper's continuation of the configuration: a new trial that resumes from the checkpoint.
+    study.tell(first, state=States.PRUNED)
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=States.RUNNING, params=first.params, distributions=first.distributions,
+            user_attrs={
+                names.CONFIG_ATTR: first.number,
+                names.RESUME_ATTR: {"trial": 0, "epoch": 1, "path": str(path)},
+            },
+        )
+    )  # fmt: skip
+    monkeypatch.setenv(names.ENV_TRIAL, "1")
+    resumed = client.current_trial()
+    assert resumed is not None and resumed.config_number == first.number
+    assert (
+        resumed.resume_epoch == 1
+        and resumed.resume_from == path
+        and path.read_text() == "state after epoch 1"
+    )
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match="gone"):
+        _ = resumed.resume_from
 
 
 def test_wandb_auto_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The search-quality task as a Hydra app that the BOHB sweeper sweeps (benchmarks/search_quality.py).
 
 Each job trains one MLP configuration (mlp_task.py) one epoch at a time and, inside a sweep, reports its
-best validation accuracy after every epoch through the sweeper's client API and stops when the pruner
-says so, as any app of the sweeper does. It returns {val_acc, last_val_acc, epochs} with
+best validation accuracy after every epoch through the sweeper's client API, pauses with a checkpoint
+or stops when the scheduler says so, and continues a paused configuration from its checkpoint, as any
+app of the sweeper does. It returns {val_acc, last_val_acc, epochs} with
 `hydra.sweeper.objective=val_acc`. Every epoch is appended to the run's ledger (`ledger.path`); once
 `ledger.budget_epochs` epochs have been trained in the sweep, the job stops the sweep as Ctrl-C would.
 
@@ -33,10 +34,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ledger = mlp_task.Ledger.open(Path(cfg.ledger.path), cfg.ledger.budget_epochs)
     if ledger.spent:  # a job launched after the budget was spent (a resumed sweep)
         raise mlp_task.BudgetSpent(f"the budget of {ledger.budget} epochs is spent")
-    number = trial.number if trial is not None else 0
+    number = trial.config_number if trial is not None else 0  # the configuration, whichever segment
     training = mlp_task.Training(params, data, mlp_task.torch_seed(cfg.seed, number))
-    best = 0.0
-    for epoch in range(1, cfg.max_epochs + 1):
+    if trial is not None and trial.resume_from is not None:  # a paused configuration, promoted
+        training.load_state(torch.load(trial.resume_from, weights_only=False))
+    best = max(training.val_history, default=0.0)
+    for epoch in range(training.epochs + 1, cfg.max_epochs + 1):
         val_acc = training.train_epoch()
         best = max(best, val_acc)
         ledger.record(number, training)
@@ -44,6 +47,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             raise mlp_task.BudgetSpent(f"the budget of {ledger.budget} epochs is spent")
         if trial is not None:
             trial.report(best, epoch)
+            if trial.should_pause():
+                trial.save_checkpoint(lambda path: torch.save(training.state(), path))
+                raise client.TrialPaused(f"paused after epoch {epoch}")
             if trial.should_prune():
                 raise client.TrialPruned(f"pruned after epoch {epoch}")
     return {"val_acc": best, "last_val_acc": training.val_history[-1], "epochs": training.epochs}

@@ -178,6 +178,25 @@ class Training:
     def test_accuracy(self) -> float:
         return accuracy(self.model, self.data.x_test, self.data.y_test)
 
+    def state(self) -> dict[str, Any]:
+        """Everything the next epoch depends on (a paused trial's checkpoint): weights, optimizer, batch
+        order and the dropout masks' random numbers, so that training on after `load_state` draws the
+        same epochs as training on without the pause."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "val_history": list(self.val_history),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.val_history = list(state["val_history"])
+
 
 def torch_seed(run_seed: int, index: int) -> int:
     """Weight init and batch order of the `index`-th configuration of a run: the same for every strategy

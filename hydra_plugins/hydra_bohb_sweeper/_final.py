@@ -1,17 +1,22 @@
-"""Final evaluation: retrain the best configuration with the final overrides, once.
+"""Final evaluation: retrain the best configurations, pick one by validation, test the pick once.
 
-Each evaluation is one more Hydra job through the same launcher: the best trial's overrides plus
-`final_evaluation.overrides` (e.g. more epochs, early stopping, a test-set flag), in the sweep
-directory's `final/` subfolder. With `final_evaluation.baseline`, the job's default configuration (with
-the sweep's fixed overrides) is run the same way in `baseline/`. With several objectives, the picks
-from the Pareto front (see `_pareto.picks`) are retrained in `final-<trial>/`, beside the baseline.
-What each job returns (its objectives and metrics, e.g. `test_acc`) lands in `final_evaluation.yaml`.
+Each evaluation is one more Hydra job through the same launcher. One objective: the search's `top_k`
+configurations (the deepest rung first, then the objective there: see `candidates`) are retrained with
+`final_evaluation.overrides` (e.g. more epochs, early stopping) in `candidate-<n>/`, side by side; the
+one whose retraining scores best on the objective (the validation metric; never the test set) is the
+pick. Only the pick is then tested, with `test_overrides` added, in `final/`: a candidate that kept its
+model (`client.SweepJob.save_model`) is tested without training again. With `final_evaluation.baseline`,
+the job's default configuration (with the sweep's fixed overrides) is trained and tested the same way
+in `baseline/`. Several objectives: the picks from the Pareto front (see `_pareto.picks`) are retrained
+in `final-<trial>/`, beside the baseline. What each job returns (its objectives and metrics, e.g.
+`test_acc`) lands in `final_evaluation.yaml`, with the candidates and why the pick won.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,8 @@ import optuna
 import yaml
 from hydra.plugins.launcher import Launcher
 
-from hydra_plugins.hydra_bohb_sweeper import _pareto, names
+from hydra_plugins.hydra_bohb_sweeper import _pareto, _scheduling, names
+from hydra_plugins.hydra_bohb_sweeper._files import write_yaml
 from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides, merge
 from hydra_plugins.hydra_bohb_sweeper._outcome import one_line, outcome_of
 from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override
@@ -32,14 +38,16 @@ log = logging.getLogger(__name__)
 BASELINE_SEARCH = "baseline-search"  # the baseline at the search budget, as the trials were trained
 
 
-def previous(sweep_dir: Path, best_trial: int, want_baseline: bool) -> dict[str, Any] | None:
-    """The evaluations already written for this best trial (a resumed, finished sweep)."""
+def previous(sweep_dir: Path, chosen: list[int], want_baseline: bool) -> dict[str, Any] | None:
+    """The evaluations already written for these candidates (a resumed, finished sweep)."""
     path = sweep_dir / names.FINAL_FILE
     if not path.is_file():
         return None
     data = yaml.safe_load(path.read_text()) or {}
     incumbent, baseline = data.get("incumbent") or {}, data.get("baseline") or {}
-    if incumbent.get("best_trial") != best_trial or incumbent.get("state") != names.COMPLETE:
+    if [c.get("configuration") for c in data.get("candidates") or []] != chosen:
+        return None
+    if incumbent.get("state") != names.COMPLETE:
         return None
     if want_baseline and baseline.get("state") != names.COMPLETE:
         return None
@@ -57,18 +65,20 @@ class Evaluations:
         self.storage, self.logging_overrides = storage, logging_overrides
         self.job_idx = len(study.get_trials(deepcopy=False))
 
-    def launch(self, jobs: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
-        """Role -> overrides; the jobs run together (in parallel with a process launcher)."""
-        roles = list(jobs)
-        batch = [
-            [
-                *jobs[role],
-                *identity_overrides(self.study.study_name, self.storage, role, self.settings.budget),
-                *self.logging_overrides,
-                f"hydra.sweep.subdir={role}",
-            ]
-            for role in roles
-        ]
+    def launch(
+        self, jobs: dict[str, list[str]], env: dict[str, dict[str, str]] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Folder -> overrides; the jobs run together (in parallel with a process launcher). `env`:
+        per folder, the job's role (names.ENV_ROLE, else its folder) and more names.ENV_* variables."""
+        roles, env = list(jobs), env or {}
+        batch = []
+        for role in roles:
+            extra = dict(env.get(role, {}))
+            job_role = extra.pop(names.ENV_ROLE, role)
+            identity = identity_overrides(
+                self.study.study_name, self.storage, job_role, self.settings.budget, extra=extra
+            )
+            batch.append([*jobs[role], *identity, *self.logging_overrides, f"hydra.sweep.subdir={role}"])
         started = time.monotonic()
         try:
             returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
@@ -120,9 +130,7 @@ def run(
     evaluations = Evaluations(launcher, study, sweep_dir, settings, storage, logging_overrides)
     record = _front(evaluations, space) if settings.multi_objective else _incumbent(evaluations, space)
     if record is not None:
-        tmp = sweep_dir / f".{names.FINAL_FILE}.tmp"
-        tmp.write_text(yaml.safe_dump(record, sort_keys=False))
-        tmp.replace(sweep_dir / names.FINAL_FILE)
+        write_yaml(sweep_dir / names.FINAL_FILE, record)
     return record
 
 
@@ -135,26 +143,101 @@ def _baseline_overrides(settings: Settings, space: SearchSpace) -> list[str]:
     return [*space.fixed.values(), *budget_override(settings)]
 
 
+def candidates(study: optuna.Study) -> list[_scheduling.Configuration]:
+    """The study's configurations best first: complete ones by their objective, then the others by the
+    epochs they reached and their value there (as TPE ranks pruned trials). Failed ones are left out."""
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    configs = _scheduling.configurations(study.get_trials(deepcopy=False)).values()
+
+    def key(config: _scheduling.Configuration) -> tuple[int, int, float]:
+        if config.state == _scheduling.COMPLETE and config.last.value is not None:
+            return (0, 0, sign * config.last.value)
+        value = config.values[config.epochs][0] if config.values else math.nan
+        return (1, -config.epochs, sign * value if math.isfinite(value) else math.inf)
+
+    ranked = [c for c in configs if c.state != _scheduling.FAILED and (c.values or c.last.value is not None)]
+    return sorted(ranked, key=lambda c: (*key(c), c.number))
+
+
+def _overrides_of(config: _scheduling.Configuration) -> list[str]:
+    return list(config.trials[0].user_attrs.get(names.OVERRIDES_ATTR, []))
+
+
 def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] | None:
     study, settings = evaluations.study, evaluations.settings
-    try:
-        best = study.best_trial
-    except ValueError:
+    ranked = candidates(study)
+    if not ranked or not any(c.state == _scheduling.COMPLETE for c in ranked):
         log.warning("BOHB: no complete trial, so no final evaluation")
         return None
+    top_k = max(1, int(settings.final_evaluation.get("top_k", 1)))
+    chosen = ranked[:top_k]
     want_baseline = bool(settings.final_evaluation.get("baseline"))
-    if (done := previous(evaluations.sweep_dir, best.number, want_baseline)) is not None:
-        log.info("BOHB: final evaluation of trial %d already in %s", best.number, names.FINAL_FILE)
+    if (done := previous(evaluations.sweep_dir, [c.number for c in chosen], want_baseline)) is not None:
+        log.info("BOHB: final evaluation of #%s already in %s", chosen[0].number, names.FINAL_FILE)
         return done
-    extra = _final_overrides(settings)
-    log.info("BOHB: final evaluation of trial %d: %s", best.number, " ".join(extra))
-    jobs = {names.FINAL: merge(best.user_attrs.get(names.OVERRIDES_ATTR, []), extra)}
-    if want_baseline:
-        jobs[names.BASELINE] = merge(_baseline_overrides(settings, space), extra)
-    records = evaluations.launch(jobs)
-    record: dict[str, Any] = {
-        "incumbent": {"best_trial": best.number, "search_value": best.value, **records[names.FINAL]}
+    extra, test_extra = (
+        _final_overrides(settings),
+        list(settings.final_evaluation.get("test_overrides") or []),
+    )
+    log.info(
+        "BOHB: final evaluation: %s retrained (%s)%s",
+        ", ".join(f"#{c.number}" for c in chosen), " ".join(extra) or "as searched",
+        "; the best of them by the objective is tested" if test_extra else "",
+    )  # fmt: skip
+    models = evaluations.sweep_dir.resolve() / "candidate-models"
+    jobs = {f"{names.CANDIDATE}-{c.number}": merge(_overrides_of(c), extra) for c in chosen}
+    env = {
+        role: {
+            names.ENV_ROLE: names.CANDIDATE,
+            **({names.ENV_SAVE_MODEL: str(models / role)} if test_extra else {}),
+        }
+        for role in jobs
     }
+    if want_baseline:
+        jobs[names.BASELINE] = merge(_baseline_overrides(settings, space), [*extra, *test_extra])
+    records = evaluations.launch(jobs, env)
+    scored = [
+        (c, records[f"{names.CANDIDATE}-{c.number}"])
+        for c in chosen
+        if records[f"{names.CANDIDATE}-{c.number}"].get("state") == names.COMPLETE
+    ]
+    table = [
+        {
+            "configuration": c.number,
+            "search_value": c.last.value if c.state == _scheduling.COMPLETE else c.values[c.epochs][0],
+            "search_epochs": c.epochs,
+            **records[f"{names.CANDIDATE}-{c.number}"],
+        }
+        for c in chosen
+    ]
+    record: dict[str, Any] = {"candidates": table}
+    if not scored:
+        record["incumbent"] = {"state": names.FAILED, "reason": "every candidate's retraining failed"}
+    else:
+        sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        pick, pick_record = min(scored, key=lambda item: sign * float(item[1]["value"]))
+        why = (
+            f"best {_number(float(pick_record['value']))} of {len(scored)} retrained candidates"
+            if len(scored) > 1
+            else "the only candidate"
+        )
+        incumbent = {"configuration": pick.number, "best_trial": pick.last.number, "chosen_because": why}
+        incumbent["search_value"] = table[chosen.index(pick)]["search_value"]
+        if test_extra:
+            saved = models / f"{names.CANDIDATE}-{pick.number}"
+            test_env = {
+                names.ENV_ROLE: names.TEST,
+                **({names.ENV_LOAD_MODEL: str(saved)} if saved.exists() else {}),
+            }
+            log.info("BOHB: #%d picked (%s); testing it: %s", pick.number, why, " ".join(test_extra))
+            tested = evaluations.launch(
+                {names.FINAL: merge(_overrides_of(pick), [*extra, *test_extra])}, {names.FINAL: test_env}
+            )
+            incumbent.update(tested[names.FINAL])
+            incumbent["candidate_value"] = pick_record["value"]
+        else:
+            incumbent.update(pick_record)
+        record["incumbent"] = incumbent
     if names.BASELINE in records:
         record["baseline"] = records[names.BASELINE]
     return record

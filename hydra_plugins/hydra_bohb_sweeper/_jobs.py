@@ -7,7 +7,7 @@ launched by anything else simply finds none (see `client.current_job`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from hydra_plugins.hydra_bohb_sweeper import names
 from hydra_plugins.hydra_bohb_sweeper._search_space import format_value
@@ -16,15 +16,18 @@ ENV_SET = "hydra.job.env_set"
 
 
 def identity_overrides(
-    study_name: str, storage: str, role: str, budget: int, trial_number: int | None = None
-) -> list[str]:
-    """`storage` as jobs may see it: with its password redacted."""
+    study_name: str, storage: str, role: str, budget: int, trial_number: int | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> list[str]:  # fmt: skip
+    """`storage` as jobs may see it: with its password redacted. `extra`: more of the names.ENV_*
+    variables (the configuration, where checkpoints and models go)."""
     env = {
         names.ENV_STUDY: study_name,
         names.ENV_STORAGE: storage,
         names.ENV_ROLE: role,
         names.ENV_BUDGET: str(budget),
         **({names.ENV_TRIAL: str(trial_number)} if trial_number is not None else {}),
+        **(extra or {}),
     }
     # `++`: add the key whether or not the app's config sets env_set entries of its own.
     return [f"++{ENV_SET}.{key}={format_value(value)}" for key, value in env.items()]

@@ -1,9 +1,11 @@
-"""The BOHB sweep: ask -> launch -> tell, with N workers and no batch barrier.
+"""The BOHB sweep: (resume a promoted configuration | ask for a new one) -> launch -> tell, with N
+workers and no batch barrier.
 
-Each worker launches one trial at a time through Hydra's launcher and asks for the next trial as soon
-as its trial ends, so a trial pruned after one epoch frees its worker at once. The job finds its trial
-through the shared storage (`client.current_trial`), reports every epoch and is pruned by the same
-pruner the sweeper uses. Settings, preflight, the study and the trial quota live in their own modules.
+Each worker launches one trial at a time through Hydra's launcher and takes its next work as soon as
+its trial ends, so a trial paused or pruned after one epoch frees its worker at once. The job finds its
+trial through the shared storage (`client.current_trial`), reports every epoch and goes on, pauses or
+stops as the study's scheduler decides (_scheduling.py). Settings, preflight, the study and the quota
+live in their own modules.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,12 +23,12 @@ from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _console, _final, _outputs, _results, names
+from hydra_plugins.hydra_bohb_sweeper import _checkpoints, _console, _final, _outputs, _scheduling, names
 from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides
 from hydra_plugins.hydra_bohb_sweeper._outcome import Outcome, one_line, outcome_of
 from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override, prepare
 from hydra_plugins.hydra_bohb_sweeper._progress import Progress
-from hydra_plugins.hydra_bohb_sweeper._quota import FINISHED, TrialQuota
+from hydra_plugins.hydra_bohb_sweeper._quota import NEW, PROMOTE, STOP, WAIT, Step, TrialQuota
 from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError
 from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper._storage import redact
@@ -43,6 +44,7 @@ class BOHBSweep:
     def __init__(self, **raw_settings: Any) -> None:
         self.raw_settings = raw_settings
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a trial ended: waiting workers look again
         self._stop_reason: str | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -69,8 +71,11 @@ class BOHBSweep:
                 study, heartbeat_storage = open_study(settings, self.storage_url)
         except (SweepConfigError, SearchSpaceError) as exc:
             exit_with(str(exc))
-        self.settings, self.space = settings, space
+        self.settings, self.space, self.scheduler = settings, space, settings.scheduler
+        self.storage = study._storage
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        # Paused configurations' checkpoints, in the sweep directory (the shared filesystem under SLURM).
+        self.checkpoints = self.sweep_dir.resolve() / names.CHECKPOINTS_DIR if self.scheduler.pauses else None
         # Added to every job's overrides: its log goes to its own file rather than the console.
         self.logging_overrides = _console.quiet(self.config, self.sweep_dir) if quiet else []
         study.set_user_attr(names.SEARCH_SPACE_ATTR, {k: repr(d) for k, d in space.distributions.items()})
@@ -79,16 +84,14 @@ class BOHBSweep:
             study.set_user_attr(names.OBJECTIVE_ATTR, objective)
         self.quota = TrialQuota(study, heartbeat_storage, settings.n_trials)
         tally = self.quota.tally()
-        running = tally.running + tally.waiting
         log.info(
-            "BOHB: study %r in %s: %d of %d trials finished%s; up to %d more with %d worker(s); "
-            "budget %d epochs; %d parameters",
-            settings.study_name, redact(self.storage_url), tally.finished, settings.n_trials,
-            f", {running} running elsewhere" if running else "",
-            max(0, settings.n_trials - tally.finished - running), self._n_workers(), settings.budget,
-            len(space.distributions),
+            "BOHB: study %r in %s: %d of %d configurations started%s; %d worker(s); budget %d epochs; "
+            "%d parameters; %s",
+            settings.study_name, redact(self.storage_url), tally.configurations, settings.n_trials,
+            f", {tally.running} trial(s) running elsewhere" if tally.running else "", self._n_workers(),
+            settings.budget, len(space.distributions), self.scheduler.describe(len(settings.directions)),
         )  # fmt: skip
-        self.progress = Progress(settings.n_trials, tally.finished, settings.budget)
+        self.progress = Progress(settings.n_trials, settings.budget)
         wandb_settings = (
             OmegaConf.select(self.config, settings.tracking_key) if settings.tracking_key else None
         )
@@ -98,6 +101,8 @@ class BOHBSweep:
         self.quota.start_heartbeats()
         try:
             self._run_workers(study)
+            if not self._stop_reason and self.checkpoints is not None:
+                _checkpoints.discard_unresumed(study, self.checkpoints)
             if settings.final_evaluation_enabled and not self._stop_reason:
                 final = _final.run(
                     self.launcher,
@@ -114,9 +119,12 @@ class BOHBSweep:
                 study, self.sweep_dir, settings, self.storage_url, self._stop_reason, final, self.sweep_run
             )
         if self._stop_reason == INTERRUPTED:
-            kept = self.quota.tally().finished
-            trials = "1 trial is" if kept == 1 else f"{kept} trials are"
-            exit_with(f"interrupted: {trials} kept (the one interrupted as failed); {self._resume_hint()}")
+            kept = self.quota.tally().settled
+            configs = "1 configuration is" if kept == 1 else f"{kept} configurations are"
+            exit_with(
+                f"interrupted: {configs} kept (paused ones stay resumable; the trial interrupted is "
+                f"failed); {self._resume_hint()}"
+            )
         if self._stop_reason:
             exit_with(self._stop_reason)
 
@@ -170,57 +178,124 @@ class BOHBSweep:
             raise errors[0]
 
     def _worker(self, study: optuna.Study) -> None:
-        """Run trials until the study's quota is spent: ask, launch, tell; no waiting for other workers."""
+        """Run trials until the quota is spent and nothing is left to resume: no waiting for other
+        workers, except when there is nothing to do until a trial in flight ends."""
         while True:
             with self._lock:
                 if self._stop_reason:
                     return
-                claim = self.quota.claim()
-                if claim == "stop":
+                step = self.quota.next_step(self.scheduler, self._resumable)
+                if step.kind == STOP:
                     return
-                if claim == "run":
-                    trial, overrides = self._ask(study)
-                    if self.quota.is_surplus(trial):  # another sweeper took the last slot first
-                        trial.set_user_attr(names.SURPLUS_ATTR, True)
-                        study.tell(trial, state=States.FAIL)
-                        continue
-                    self.quota.started(trial)
-            if claim == "wait":  # other sweepers' trials may still die and be retried here
-                time.sleep(max(1.0, (self.quota.heartbeats or 2) / 2))
-                continue
-            output_dir = None
-            try:
-                ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
-                outcome = outcome_of(ret, self.settings.objectives, len(self.settings.directions))
-                output_dir = ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else None
-            except KeyboardInterrupt:
-                outcome = Outcome(States.FAIL, reason=INTERRUPTED)
-                self._stop_reason = INTERRUPTED
-            except SystemExit as exc:  # a job in this process exited; Lightning exits so on Ctrl-C
-                if isinstance(exc.__context__, KeyboardInterrupt):
-                    outcome, self._stop_reason = Outcome(States.FAIL, reason=INTERRUPTED), INTERRUPTED
-                else:
-                    outcome = Outcome(States.FAIL, reason=one_line(exc))
-            except Exception as exc:  # a launcher failure is this trial's failure, not the sweep's
-                outcome = Outcome(States.FAIL, reason=one_line(exc))
+                if step.kind == WAIT:
+                    # This sweeper's trials wake it when they end; other sweepers' are polled.
+                    self._changed.wait(timeout=max(1.0, (self.quota.heartbeats or 2) / 2))
+                    continue
+                started = self._start(study, step)
+                if started is None:
+                    continue
+                trial, overrides = started
+                self.quota.started(trial)
+            outcome, output_dir = self._launch(trial, overrides)
             with self._lock:
                 frozen = self._tell(study, trial, outcome, output_dir)
                 self.quota.ended(trial)
-                self.progress.trial_finished(study, frozen, self.quota.tally().finished)
+                trials = study.get_trials(deepcopy=False)
+                configs = _scheduling.configurations(trials)
+                if self.checkpoints is not None:
+                    _checkpoints.tidy(configs.get(_scheduling.config_number(frozen)))
+                self.progress.trial_finished(study, frozen, configs)
                 self.sweep_run.trial_finished(study, frozen, self.progress.elapsed())
-                self._check_failure_rate(study)
+                self._check_failure_rate(configs)
+                self._changed.notify_all()
 
-    def _ask(self, study: optuna.Study) -> tuple[optuna.Trial, list[str]]:
-        trial = study.ask()
+    def _resumable(self, config: _scheduling.Configuration) -> bool:
+        """A paused configuration this sweeper can resume: its checkpoint is on this filesystem (several
+        machines sharing a study each resume their own without a shared filesystem)."""
+        return config.checkpoint is not None and Path(config.checkpoint["path"]).exists()
+
+    def _start(self, study: optuna.Study, step: Step) -> tuple[optuna.Trial, list[str]] | None:
+        """The trial to launch for `step` and its overrides; None when another sweeper took it first."""
+        if step.kind == PROMOTE:
+            assert step.promote is not None
+            trial = self._continuation(study, step.promote, step.to_budget)
+            if trial is None:
+                return None
+        else:
+            trial = study.ask()  # a queued trial first (a retry), else a new one from the sampler
+            if names.CONFIG_ATTR not in trial.user_attrs:  # a new configuration
+                index = self.quota.index_of(trial)
+                if step.kind == NEW and index >= self.settings.n_trials:
+                    # Another sweeper took the last slot first.
+                    trial.set_user_attr(names.SURPLUS_ATTR, True)
+                    study.tell(trial, state=States.FAIL)
+                    return None
+                trial.set_user_attr(names.CONFIG_ATTR, trial.number)
+                trial.set_user_attr(names.BRACKET_ATTR, self.scheduler.bracket_of(index))
+        return trial, self._overrides(trial)
+
+    def _continuation(
+        self, study: optuna.Study, config: _scheduling.Configuration, to_budget: bool = False
+    ) -> optuna.Trial | None:
+        """A new trial that continues `config` from its checkpoint (the same parameters), or None when
+        another sweeper resumed it first. Sweepers that decide at once both create one; the lower trial
+        number wins, the same way in every sweeper, and the other is never run."""
+        paused, checkpoint = config.last, dict(config.checkpoint or {})
+        template = optuna.trial.create_trial(
+            state=States.RUNNING,
+            params=paused.params,
+            distributions=paused.distributions,
+            user_attrs={
+                names.CONFIG_ATTR: config.number,
+                names.BRACKET_ATTR: config.bracket,
+                names.RESUME_ATTR: {"trial": paused.number, **checkpoint, "to_budget": to_budget},
+            },
+        )
+        trial_id = self.storage.create_new_trial(self.quota.study_id, template)
+        trial = optuna.Trial(study, trial_id)
+        rivals = [
+            t.number
+            for t in study.get_trials(deepcopy=False)
+            if (t.user_attrs.get(names.RESUME_ATTR) or {}).get("trial") == paused.number
+            and not t.user_attrs.get(names.SURPLUS_ATTR)
+        ]
+        if min(rivals) != trial.number:
+            trial.set_user_attr(names.SURPLUS_ATTR, True)
+            study.tell(trial, state=States.FAIL)
+            return None
+        return trial
+
+    def _overrides(self, trial: optuna.Trial) -> list[str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # A continuation or a retry has its parameters already: suggest() returns them.
             params = self.space.sample(lambda name, dist: suggest(trial, name, dist))
         overrides = [*self.space.overrides(params), *budget_override(self.settings)]
         trial.set_user_attr(names.OVERRIDES_ATTR, [redact(o) for o in overrides])
+        extra = {names.ENV_CONFIG: str(trial.user_attrs.get(names.CONFIG_ATTR, trial.number))}
+        if self.checkpoints is not None:
+            extra[names.ENV_CHECKPOINTS] = str(self.checkpoints)
         identity = identity_overrides(
-            self.settings.study_name, self._shown_storage, names.TRIAL, self.settings.budget, trial.number
-        )
-        return trial, [*overrides, *identity, *self.logging_overrides]
+            self.settings.study_name, self._shown_storage, names.TRIAL, self.settings.budget, trial.number,
+            extra,
+        )  # fmt: skip
+        return [*overrides, *identity, *self.logging_overrides]
+
+    def _launch(self, trial: optuna.Trial, overrides: list[str]) -> tuple[Outcome, str | None]:
+        try:
+            ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
+            outcome = outcome_of(ret, self.settings.objectives, len(self.settings.directions))
+            return outcome, (ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else None)
+        except KeyboardInterrupt:
+            self._stop_reason = INTERRUPTED
+            return Outcome(States.FAIL, reason=INTERRUPTED), None
+        except SystemExit as exc:  # a job in this process exited; Lightning exits so on Ctrl-C
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                self._stop_reason = INTERRUPTED
+                return Outcome(States.FAIL, reason=INTERRUPTED), None
+            return Outcome(States.FAIL, reason=one_line(exc)), None
+        except Exception as exc:  # a launcher failure is this trial's failure, not the sweep's
+            return Outcome(States.FAIL, reason=one_line(exc)), None
 
     def _tell(
         self, study: optuna.Study, trial: optuna.Trial, outcome: Outcome, output_dir: str | None
@@ -233,18 +308,29 @@ class BOHBSweep:
             trial.set_user_attr(names.METRICS_ATTR, outcome.metrics)
         if outcome.state == States.COMPLETE:
             return study.tell(trial, outcome.values)
+        if outcome.paused:
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.quota.study_id, trial.number)
+            checkpoint = _checkpoints.saved(self.storage.get_trial(trial_id))
+            if checkpoint is not None:
+                trial.set_user_attr(names.PAUSED_ATTR, checkpoint)
+            else:
+                log.warning(
+                    "BOHB: trial %d paused without a checkpoint of its last epoch "
+                    "(client.SweepTrial.save_checkpoint); it is stopped instead",
+                    trial.number,
+                )
         return study.tell(trial, state=outcome.state)
 
-    def _check_failure_rate(self, study: optuna.Study) -> None:
-        trials = [t for t in _results.counted(study) if t.state in FINISHED]
-        failed = sum(t.state == States.FAIL for t in trials)
+    def _check_failure_rate(self, configs: dict[int, _scheduling.Configuration]) -> None:
+        settled = [c for c in configs.values() if c.state != _scheduling.RUNNING]
+        failed = sum(c.state == _scheduling.FAILED for c in settled)
         settings = self.settings
         if (
-            len(trials) >= settings.min_trials_for_failure_rate
-            and failed / len(trials) > settings.max_failure_rate
+            len(settled) >= settings.min_trials_for_failure_rate
+            and failed / len(settled) > settings.max_failure_rate
         ):
             self._stop_reason = self._stop_reason or (
-                f"stopping the sweep: {failed} of {len(trials)} trials failed (more than "
+                f"stopping the sweep: {failed} of {len(settled)} configurations failed (more than "
                 f"max_failure_rate={settings.max_failure_rate}); see `fail_reason` in {names.RESULTS_FILE}"
             )
 

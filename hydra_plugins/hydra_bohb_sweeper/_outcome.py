@@ -1,5 +1,5 @@
-"""A finished Hydra job as an Optuna trial state: complete with a value (and metrics), pruned, or failed
-with a reason.
+"""A finished Hydra job as an Optuna trial state: complete with a value (and metrics), paused or pruned,
+or failed with a reason.
 
 A job returns a number (the objective) or, when `hydra.sweeper.objective` names a key, a mapping holding
 the objective under that key; the mapping's other scalar entries are the trial's metrics.
@@ -15,6 +15,8 @@ from typing import Any
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
 
+from hydra_plugins.hydra_bohb_sweeper._signals import TrialPaused
+
 States = optuna.trial.TrialState
 
 
@@ -24,6 +26,7 @@ class Outcome:
     values: list[float] | None = None  # one per objective, for a complete trial
     metrics: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
+    paused: bool = False  # PRUNED by a pause at a rung (the job saved a checkpoint to resume from)
 
     @property
     def value(self) -> float | None:
@@ -35,6 +38,8 @@ def outcome_of(ret: JobReturn, objectives: list[str] | None, n_objectives: int =
     # `_return_value`, not `return_value`: the property prints "Error executing job" for every pruned trial.
     returned = ret._return_value
     if ret.status != JobStatus.COMPLETED:
+        if isinstance(returned, TrialPaused):
+            return Outcome(States.PRUNED, paused=True)
         if isinstance(returned, optuna.TrialPruned):
             return Outcome(States.PRUNED)
         return Outcome(States.FAIL, reason=one_line(returned))

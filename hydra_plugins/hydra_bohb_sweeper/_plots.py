@@ -15,7 +15,12 @@ from typing import Any
 import optuna
 import yaml
 
-from hydra_plugins.hydra_bohb_sweeper.analysis import best_so_far, param_importances
+from hydra_plugins.hydra_bohb_sweeper.analysis import (
+    Comparison,
+    best_so_far,
+    compared_at_one_epoch,
+    param_importances,
+)
 from hydra_plugins.hydra_bohb_sweeper.names import FINAL_FILE, OBJECTIVE_ATTR
 
 log = logging.getLogger(__name__)
@@ -86,13 +91,15 @@ def write_figures(study: optuna.Study, sweep_dir: Path) -> dict[str, Path]:
     plt.close(fig)
 
     scores = param_importances(study)
-    if scores:
-        fig = build_importances(scores, objective)
+    comparison = compared_at_one_epoch(study)
+    if scores and comparison is not None:
+        after = f"after {comparison.epoch} epochs ({comparison.configurations} configurations)"
+        fig = build_importances(scores, f"{objective} {after}")
         out["importances"] = sweep_dir / "param_importances.png"
         fig.savefig(out["importances"], dpi=120)
         plt.close(fig)
     try:
-        figure = build_parallel_coordinates(study, list(scores) or None)
+        figure = build_parallel_coordinates(study, list(scores) or None, comparison)
         out["parallel_coordinates"] = sweep_dir / "parallel_coordinates.html"
         figure.write_html(out["parallel_coordinates"], include_plotlyjs="cdn")
     except Exception as exc:  # plotly missing, or nothing to draw yet
@@ -144,25 +151,34 @@ def build_importances(scores: dict[str, float], objective: str) -> Any:
     return fig
 
 
-def build_parallel_coordinates(study: optuna.Study, params: list[str] | None = None) -> Any:
+def build_parallel_coordinates(
+    study: optuna.Study, params: list[str] | None = None, comparison: Comparison | None = None
+) -> Any:
     """Optuna's Plotly parallel coordinates, with the objective named, full parameter names and
-    `inactive` where a trial does not have a parameter (Optuna writes `None`)."""
+    `inactive` where a trial does not have a parameter (Optuna writes `None`). With a `comparison`,
+    every configuration at that epoch is drawn (not only the few that trained the whole budget)."""
     objective = objective_name(study)
+    shown_study = comparison.study if comparison is not None else study
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        figure = optuna.visualization.plot_parallel_coordinate(study, params=params, target_name=objective)
+        figure = optuna.visualization.plot_parallel_coordinate(
+            shown_study, params=params, target_name=objective
+        )
     shown = params or sorted(
-        {p for t in study.get_trials(deepcopy=False, states=(States.COMPLETE,)) for p in t.params}
+        {p for t in shown_study.get_trials(deepcopy=False, states=(States.COMPLETE,)) for p in t.params}
     )
     for annotation in figure.layout.annotations or ():
         if annotation.text == "None":
             annotation.text = INACTIVE
     if figure.layout.xaxis.ticktext and len(figure.layout.xaxis.ticktext) == len(shown) + 1:
         figure.layout.xaxis.ticktext = [objective, *sorted(shown)]
-    complete = len(study.get_trials(deepcopy=False, states=(States.COMPLETE,)))
+    if comparison is not None:
+        which = f"{comparison.configurations} configurations after {comparison.epoch} epochs"
+    else:
+        which = f"{len(study.get_trials(deepcopy=False, states=(States.COMPLETE,)))} complete trials"
     figure.update_layout(
-        title_text=f"Study {study.study_name}: {complete} complete trials, coloured by {objective} "
-        f"({_better(study)}); {INACTIVE}: the trial does not use that parameter",
+        title_text=f"Study {study.study_name}: {which}, coloured by {objective} "
+        f"({_better(study)}); {INACTIVE}: the configuration does not use that parameter",
         xaxis_automargin=True,  # full parameter names, however long
     )
     return figure

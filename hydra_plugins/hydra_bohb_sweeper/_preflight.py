@@ -27,7 +27,7 @@ def preflight(compose: Compose, settings: Settings, space: SearchSpace) -> None:
     ):
         raise SweepConfigError(
             f"{settings.budget_key} is set by the sweeper (hydra.sweeper.budget_key, the epochs of a full "
-            "trial); set hydra.sweeper.pruner.max_resource (or hydra.sweeper.budget) instead"
+            "trial); set hydra.sweeper.budget instead"
         )
     base = [*space.fixed.values(), *budget_override(settings)]
     check = get_method(settings.preflight_check) if settings.preflight_check else None

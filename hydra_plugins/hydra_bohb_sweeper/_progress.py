@@ -4,51 +4,67 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import optuna
 
-from hydra_plugins.hydra_bohb_sweeper._results import epochs_trained
-from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR
+from hydra_plugins.hydra_bohb_sweeper import _scheduling
+from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, PAUSED_ATTR, RESUME_ATTR
 
 log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._loop")  # the sweep's own log lines
 
 
 class Progress:
-    """One line per finished trial, with the sweep's progress and the best value so far."""
+    """One line per finished trial: configurations started of n_trials, what the trial did (with the
+    epochs its configuration has trained), and the best value so far."""
 
-    def __init__(self, n_trials: int, done: int, budget: int) -> None:
-        self.n_trials, self.done, self.budget = n_trials, done, budget
+    def __init__(self, n_trials: int, budget: int) -> None:
+        self.n_trials, self.budget = n_trials, budget
         self.started = time.monotonic()
         self.jobs_report = False  # whether the jobs report per-epoch values (the epochs column)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, finished: int) -> None:
-        """`finished`: the trials that count towards n_trials now (a retried one does not)."""
-        self.done = finished
+    def trial_finished(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        configs: Mapping[int, _scheduling.Configuration],
+    ) -> None:
         if len(study.directions) > 1:
             best_text = f"front {len(study.best_trials)}"
             value_text = ", ".join(f"{v:.4g}" for v in trial.values) if trial.values else "-"
         else:
             try:
                 best = study.best_trial
-                best_text = f"best {best.value:.4f} (#{best.number})"
+                best_text = f"best {best.value:.4f} (#{_scheduling.config_number(best)})"
             except ValueError:
                 best_text = "best -"
-            value_text = f"{trial.value:.4f}" if trial.value is not None else "-"
-        elapsed = self.elapsed()
-        percent = 100 * self.done / self.n_trials
-        trained = epochs_trained(trial)
-        self.jobs_report = self.jobs_report or trained > 0
-        epochs = f"{trained:>3d}/{self.budget} epochs  " if self.jobs_report else ""
+            value_text = f"{trial.value:.4f}" if trial.value is not None else _last_value(trial)
+        state = "PAUSED" if trial.user_attrs.get(PAUSED_ATTR) else trial.state.name
+        number = _scheduling.config_number(trial)
+        name = f"#{number}" if number == trial.number else f"#{number} (trial {trial.number})"
+        reached = max(_scheduling.reported_values(trial), default=0)
+        self.jobs_report = self.jobs_report or reached > 0
+        epochs = ""
+        if self.jobs_report:
+            resume = trial.user_attrs.get(RESUME_ATTR)
+            first = f"{int(resume['epoch']) + 1}-" if resume else ""
+            epochs = f"epochs {first}{reached}/{self.budget}  "
+        started = len(configs)
         line = (
-            f"[{self.done:>{len(str(self.n_trials))}}/{self.n_trials} {percent:3.0f}%] "
-            f"trial {trial.number:<3d} {trial.state.name:<8s} {epochs}"
-            f"value {value_text}  {best_text}  elapsed {_clock(elapsed)}"
+            f"[{started:>{len(str(self.n_trials))}}/{self.n_trials}] {name:<5s} {state:<8s} {epochs}"
+            f"value {value_text}  {best_text}  elapsed {_clock(self.elapsed())}"
         )
         reason = trial.user_attrs.get(FAIL_REASON_ATTR)
         log.info("%s%s", line, f"  ({reason})" if reason and trial.state.name == "FAIL" else "")
+
+
+def _last_value(trial: optuna.trial.FrozenTrial) -> str:
+    """A paused or pruned trial's value at its last epoch (the first objective)."""
+    values = _scheduling.reported_values(trial)
+    return f"{values[max(values)][0]:.4f}" if values else "-"
 
 
 def _clock(seconds: float) -> str:

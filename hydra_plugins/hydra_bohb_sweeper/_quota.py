@@ -1,11 +1,13 @@
-"""The study-wide trial quota (`n_trials`), shared by every sweeper pointed at the same storage and study.
+"""The study-wide quota (`n_trials` configurations), shared by every sweeper pointed at the same storage
+and study, and what a free worker does next.
 
-`n_trials` counts the trials that are finished or running in the study, whoever started them, so
-several sweepers (shells, SLURM array jobs) cooperate on one global quota, and a resumed sweeper runs
-only what is left. A sweeper records a heartbeat for each trial it has in flight; a trial whose sweeper
-died stops beating, is failed as stale by the next sweeper that looks, and its configuration is
-re-enqueued once (Optuna's RetryFailedTrialCallback), so killed work is neither lost nor counted twice.
-The same holds for a trial whose worker process died under it (see `WORKER_DIED`).
+`n_trials` counts configurations, whoever started them, so several sweepers (shells, SLURM array jobs)
+cooperate on one global quota and a resumed sweeper runs only what is left. A paused configuration's
+later segments are the same configuration: resuming it never spends quota. A sweeper records a
+heartbeat for each trial it has in flight; a trial whose sweeper died stops beating, is failed as stale
+by the next sweeper that looks, and is re-enqueued once (Optuna's RetryFailedTrialCallback, which keeps
+its configuration and the checkpoint it continues from), so killed work is neither lost nor counted
+twice. The same holds for a trial whose worker process died under it (see `WORKER_DIED`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
 
-from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, SURPLUS_ATTR
+from hydra_plugins.hydra_bohb_sweeper import _scheduling, names
 
 States = optuna.trial.TrialState
 FINISHED = (States.COMPLETE, States.PRUNED, States.FAIL)
@@ -28,12 +31,23 @@ RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
 # again, and so does the culprit, once.
 WORKER_DIED = ("TerminatedWorkerError:",)
 
+# What a free worker does next (`TrialQuota.next_step`).
+RUN_WAITING, PROMOTE, NEW, WAIT, STOP = "run-waiting", "promote", "new", "wait", "stop"
+
 
 @dataclass(frozen=True)
 class Tally:
-    finished: int  # finished trials that count towards n_trials
-    running: int
-    waiting: int  # queued retries of stale trials
+    configurations: int  # configurations started, which count towards n_trials
+    settled: int  # of them: not running now (complete, stopped, failed, or paused)
+    running: int  # trials in flight
+    waiting: int  # queued trials: retries of stale trials, a user's enqueued ones
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # RUN_WAITING, PROMOTE, NEW, WAIT or STOP
+    promote: _scheduling.Configuration | None = None
+    to_budget: bool = False  # a promotion that closes its bracket: it trains to the budget
 
 
 class TrialQuota:
@@ -53,14 +67,15 @@ class TrialQuota:
             if heartbeat_storage is not None
             else None
         )
-        self._study_id = self.storage.get_study_id_from_name(study.study_name)
+        self.study_id = self.storage.get_study_id_from_name(study.study_name)
         self._in_flight: dict[int, int] = {}  # trial number -> trial id, trials this sweeper runs
         self._adopted: set[int] = set()  # others' running trials this sweeper gave a first heartbeat
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ accounting
-    def tally(self) -> Tally:
+    def trials(self) -> list[optuna.trial.FrozenTrial]:
+        """The study's trials, after failing (and re-queueing) the stale ones."""
         if self._beating is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -68,40 +83,60 @@ class TrialQuota:
         trials = self.study.get_trials(deepcopy=False)
         if self._beating is not None:
             self._start_the_clock_of_others_trials(trials)  # after: a trial already stale failed above
-        left_out = uncounted(trials)
+        return trials
+
+    def tally(self, trials: list[optuna.trial.FrozenTrial] | None = None) -> Tally:
+        trials = self.trials() if trials is None else trials
+        configs = _scheduling.configurations(trials).values()
         return Tally(
-            finished=sum(t.state in FINISHED and t.number not in left_out for t in trials),
+            configurations=len(configs),
+            settled=sum(c.state != _scheduling.RUNNING for c in configs),
             running=sum(t.state == States.RUNNING for t in trials),
             waiting=sum(t.state == States.WAITING for t in trials),
         )
 
-    def claim(self) -> str:
-        """What a worker does next: "run" a trial, "wait" for other sweepers' trials, or "stop".
+    def next_step(
+        self, scheduler: _scheduling.Scheduler, resumable: Callable[[_scheduling.Configuration], bool]
+    ) -> Step:
+        """What a worker does next: run a queued trial, resume a promoted configuration, start a new
+        one, wait for trials in flight, or stop. Call with the sweeper's lock held: the caller acts on
+        the answer right away.
 
-        Call with the sweeper's lock held: "run" means the caller asks for a trial right away.
+        A queued retry comes first (it stands in for a trial already counted), then a promotion (a
+        worker that falls free resumes a promoted configuration before it samples a new one), then a
+        new configuration while the quota lasts. With nothing to do, a worker waits while trials are in
+        flight that may still make a paused configuration promotable or die and be retried here. When
+        none is left, a bracket that no configuration finished closes: its best paused one goes on to
+        the budget (`Scheduler.closing_promotion`).
         """
-        tally = self.tally()
-        if tally.waiting or tally.finished + tally.running < self.n_trials:
-            return "run"  # a queued retry first: it stands in for a trial already counted
-        foreign = tally.running - len(self._in_flight)
+        trials = self.trials()
+        tally = self.tally(trials)
+        if tally.waiting:
+            return Step(RUN_WAITING)
+        if (config := scheduler.next_promotion(self.study, resumable)) is not None:
+            return Step(PROMOTE, config)
+        if tally.configurations < self.n_trials:
+            return Step(NEW)
+        if not tally.running and (config := scheduler.closing_promotion(self.study, resumable)) is not None:
+            return Step(PROMOTE, config, to_budget=True)
+        own = len(self._in_flight)
+        foreign = tally.running - own
+        if scheduler.pauses and own:  # this sweeper's trials in flight may promote a paused one
+            return Step(WAIT)
         # Others' trials may still die and be retried here: wait only when stale trials can be detected.
-        if tally.finished < self.n_trials and foreign > 0 and self.heartbeats:
-            return "wait"
-        return "stop"
+        if foreign > 0 and self.heartbeats:
+            return Step(WAIT)
+        return Step(STOP)
 
-    def is_surplus(self, trial: optuna.Trial) -> bool:
-        """Whether `trial` lies beyond n_trials: several sweepers may claim the last slot at once; the
-        trial numbers (unique, in creation order) decide who keeps it, the same way in every sweeper."""
-        trials = self.study.get_trials(deepcopy=False)
-        left_out = uncounted(trials)
-        claimed = (*FINISHED, States.RUNNING, States.WAITING)
-        earlier = [
-            t for t in trials if t.number < trial.number and t.number not in left_out and t.state in claimed
-        ]
-        return len(earlier) >= self.n_trials
+    def index_of(self, trial: optuna.trial.FrozenTrial | optuna.Trial) -> int:
+        """How many configurations the study started before `trial` (a configuration's first trial).
+        Several sweepers may start one at once: trial numbers (unique, in creation order) decide the
+        order, the same way in every sweeper."""
+        configs = _scheduling.configurations(self.study.get_trials(deepcopy=False))
+        return sum(number < trial.number for number in configs)
 
     def started(self, trial: optuna.Trial) -> None:
-        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
         self._in_flight[trial.number] = trial_id
         self._beat(trial_id)
 
@@ -112,7 +147,7 @@ class TrialQuota:
             self._retry_if_worker_died(self.storage.get_trial(trial_id))
 
     def _retry_if_worker_died(self, trial: optuna.trial.FrozenTrial) -> None:
-        reason = str(trial.user_attrs.get(FAIL_REASON_ATTR, ""))
+        reason = str(trial.user_attrs.get(names.FAIL_REASON_ATTR, ""))
         if trial.state != States.FAIL or not reason.startswith(WORKER_DIED):
             return
         with warnings.catch_warnings():
@@ -121,13 +156,15 @@ class TrialQuota:
         if len(history) > 1:  # a retry that died too: once is enough
             return
         # The retry as RetryHeartbeatStaleTrialCallback(max_retry=1) records it, so that `retried` counts
-        # it in the failed trial's place; without the failed run's outcome (reason, output directory) or
-        # its pruner bookkeeping (the rungs it completed), which the retry earns again.
+        # it in the failed trial's place: its configuration and the checkpoint it continues from, not
+        # the failed run's outcome (reason, output directory, reported epochs), which the retry earns again.
+        kept = (names.CONFIG_ATTR, names.BRACKET_ATTR, names.RESUME_ATTR)
         self.study.add_trial(
             optuna.trial.create_trial(
                 state=States.WAITING,
                 params=trial.params,
                 distributions=trial.distributions,
+                user_attrs={k: v for k, v in trial.user_attrs.items() if k in kept},
                 system_attrs={"failed_trial": history[0], "retry_history": history},
             )
         )
@@ -146,7 +183,7 @@ class TrialQuota:
                 continue
             self._adopted.add(t.number)
             with contextlib.suppress(Exception):  # finished meanwhile, or a storage hiccup
-                self._beat(self.storage.get_trial_id_from_study_id_trial_number(self._study_id, t.number))
+                self._beat(self.storage.get_trial_id_from_study_id_trial_number(self.study_id, t.number))
 
     def _beat(self, trial_id: int) -> None:
         if self.heartbeats:
@@ -170,16 +207,3 @@ class TrialQuota:
         self._stopped.set()
         if self._thread is not None:
             self._thread.join()
-
-
-def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
-    """Numbers of the stale trials that were retried (their retry stands in for them)."""
-    with warnings.catch_warnings():  # `retry_history` is "experimental" since Optuna 3.0
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return {n for t in trials for n in RETRY.retry_history(t)}
-
-
-def uncounted(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
-    """Trials that do not count towards n_trials: stale trials replaced by their retry (the retry
-    counts instead), and surplus trials that were never run."""
-    return retried(trials) | {t.number for t in trials if t.user_attrs.get(SURPLUS_ATTR)}

@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
-from hydra_plugins.hydra_bohb_sweeper import names
-from hydra_plugins.hydra_bohb_sweeper._quota import retried, uncounted
+from hydra_plugins.hydra_bohb_sweeper import _scheduling, names
+from hydra_plugins.hydra_bohb_sweeper._files import write_text, write_yaml
 from hydra_plugins.hydra_bohb_sweeper._storage import redact
 
 States = optuna.trial.TrialState
 
 
 def epochs_trained(trial: optuna.trial.FrozenTrial) -> int:
-    """Epochs the trial's job reported (per objective vector, with several objectives)."""
-    return max(len(trial.intermediate_values), len(trial.user_attrs.get(names.VALUES_BY_EPOCH_ATTR, {})))
+    """Epochs the trial's job trained: the epochs it reported (a continuation reports only its own)."""
+    return len(_scheduling.reported_values(trial))
 
 
 def run_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -31,29 +31,29 @@ def run_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(names.SURPLUS_ATTR)]
 
 
-def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count towards n_trials: a trial that was retried (its sweeper or its worker
-    died) is replaced by its retry."""
-    trials = study.get_trials(deepcopy=False)
-    left_out = uncounted(trials)
-    return [t for t in trials if t.number not in left_out]
-
-
 def summarize(study: optuna.Study, budget: int) -> dict[str, Any]:
-    trials, ran = counted(study), run_trials(study)
-    count = {state: sum(t.state == state for t in trials) for state in States}
-    # Every epoch a job trained counts, a retried trial's included; an unpruned sweep would have
-    # trained every pruned trial to the full budget.
+    """Configurations by state (n_trials counts configurations, as the quota does; `paused` ones
+    stopped at a rung and kept a checkpoint to resume from), the trials that trained them, and the
+    epochs spent."""
+    trials, ran = study.get_trials(deepcopy=False), run_trials(study)
+    configs = _scheduling.configurations(trials).values()
+    count = Counter(c.state for c in configs)
+    # Every epoch a job trained counts, a retried trial's included; without pruning every configuration
+    # stopped or paused at a rung would have trained the whole budget.
     trained = sum(epochs_trained(t) for t in ran)
-    unpruned = sum(budget if t.state == States.PRUNED else epochs_trained(t) for t in ran)
+    unpruned = sum(
+        budget if c.state in (_scheduling.STOPPED, _scheduling.PAUSED) else c.epochs for c in configs
+    ) + sum(epochs_trained(t) for t in ran if t.number in _scheduling.retried(trials))
     summary = {
-        "n_trials": len(trials),
-        "n_complete": count[States.COMPLETE],
-        "n_pruned": count[States.PRUNED],
-        "n_failed": count[States.FAIL],
-        "n_running": count[States.RUNNING],
-        "n_retried": len(ran) - len(trials),
-        "n_surplus": len(study.get_trials(deepcopy=False)) - len(ran),
+        "n_trials": len(configs),
+        "n_complete": count[_scheduling.COMPLETE],
+        "n_pruned": count[_scheduling.STOPPED] + count[_scheduling.PAUSED],
+        "n_paused": count[_scheduling.PAUSED],
+        "n_failed": count[_scheduling.FAILED],
+        "n_running": count[_scheduling.RUNNING],
+        "n_resumed": sum(names.RESUME_ATTR in t.user_attrs for t in ran),
+        "n_retried": len(_scheduling.retried(trials)),
+        "n_surplus": len(trials) - len(ran),
     }
     if not trained:  # the jobs report no per-epoch values: nothing to count in epochs
         return summary
@@ -77,7 +77,7 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 def fail_reasons(study: optuna.Study) -> dict[int, str]:
     """Why each failed trial failed, the retried ones included (their retry counts instead)."""
-    replaced = retried(study.get_trials(deepcopy=False))
+    replaced = _scheduling.retried(study.get_trials(deepcopy=False))
     reasons = {}
     for t in run_trials(study):
         if t.state == States.FAIL:
@@ -104,6 +104,7 @@ def write(
         results["best_params"] = dict(best.params) if best else {}
         results["best_value"] = best.value if best else None
         results["best_trial"] = best.number if best else None
+        results["best_configuration"] = _scheduling.config_number(best) if best else None
     results |= {
         "study_name": study.study_name,
         "storage": redact(storage_url),
@@ -126,11 +127,15 @@ def write(
     if failures := fail_reasons(study):
         results["fail_reasons"] = failures
     if final is not None:
-        results["final_evaluation"] = {
-            role: {k: v for k, v in record.items() if k != "overrides"} for role, record in final.items()
-        }
-    _atomic_write(sweep_dir / names.RESULTS_FILE, yaml.safe_dump(results, sort_keys=False))
+        results["final_evaluation"] = {role: _without_overrides(record) for role, record in final.items()}
+    write_yaml(sweep_dir / names.RESULTS_FILE, results)
     return results
+
+
+def _without_overrides(record: Any) -> Any:
+    if isinstance(record, list):  # the candidates of the final pick
+        return [_without_overrides(r) for r in record]
+    return {k: v for k, v in record.items() if k != "overrides"}
 
 
 def solutions(study: optuna.Study) -> list[dict[str, Any]]:
@@ -151,13 +156,14 @@ def solutions(study: optuna.Study) -> list[dict[str, Any]]:
 
 def one_line_summary(results: dict[str, Any]) -> str:
     """What the sweep found, for its last console line."""
-    counts = f"{results['n_trials']} trials ({results['n_complete']} complete, {results['n_pruned']} pruned, "
-    counts += f"{results['n_failed']} failed)"
+    counts = f"{results['n_trials']} configurations ({results['n_complete']} complete, "
+    counts += f"{results['n_pruned']} pruned, {results['n_failed']} failed"
+    counts += f"; {results['n_resumed']} resumed from a pause)" if results.get("n_resumed") else ")"
     if "solutions" in results:
         return f"{counts}; Pareto front of {len(results['solutions'])}"
     if results.get("best_trial") is None:
         return f"{counts}; no complete trial"
-    return f"{counts}; best {results['best_value']:.4g} (trial {results['best_trial']})"
+    return f"{counts}; best {results['best_value']:.4g} (#{results['best_configuration']})"
 
 
 def _write_best_config(best: optuna.trial.FrozenTrial, sweep_dir: Path, script: str) -> Path | None:
@@ -170,11 +176,5 @@ def _write_best_config(best: optuna.trial.FrozenTrial, sweep_dir: Path, script: 
     header = (
         f"# The best trial's job config: python {script} --config-dir {sweep_dir} --config-name best_config\n"
     )
-    _atomic_write(path, header + source.read_text())
+    write_text(path, header + source.read_text())
     return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -13,12 +13,16 @@ from typing import Any, cast
 from hydra.utils import get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-# Pruners that decide from several objectives (see _pruners.py), or never prune.
-MULTI_OBJECTIVE_PRUNERS = (
-    "hydra_plugins.hydra_bohb_sweeper._pruners.ParetoHyperbandPruner",
-    "hydra_plugins.hydra_bohb_sweeper._pruners.no_pruning",
-    "optuna.pruners.NopPruner",
-)
+from hydra_plugins.hydra_bohb_sweeper import _scheduling
+
+DEFAULT_BUDGET = 27  # epochs of a full trial when neither hydra.sweeper.budget nor max_resource is set
+# `_target_`s of hydra/sweeper/pruner that name one of _scheduling.REGISTRY's schedulers (earlier
+# versions' included), by the scheduler's public name.
+SCHEDULER_TARGETS = {
+    "hydra_plugins.hydra_bohb_sweeper._scheduling.Hyperband": _scheduling.Hyperband.name,
+    "hydra_plugins.hydra_bohb_sweeper._scheduling.NoPruning": _scheduling.NoPruning.name,
+    **_scheduling.LEGACY_TARGETS,
+}
 
 
 class SweepConfigError(ValueError):
@@ -27,8 +31,9 @@ class SweepConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    sampler: dict[str, Any]  # `_target_` configs, instantiated when the study is opened
-    pruner: dict[str, Any]
+    sampler: dict[str, Any]  # `_target_` config, instantiated when the study is opened
+    pruner: dict[str, Any]  # as given (hydra/sweeper/pruner)
+    scheduler: _scheduling.Scheduler  # what it means: who goes on, pauses or stops
     directions: list[str]  # one per objective
     objectives: list[str] | None  # keys of the objectives in the mapping a job returns; None: a number
     study_name: str
@@ -101,21 +106,18 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         cast(dict[str, Any], _plain(get("sampler"))),
         cast(dict[str, Any], _plain(get("pruner"))),
     )
-    budget = _check_pruner(pruner, get("budget"))
-    if len(directions) > 1 and pruner.get("_target_") not in MULTI_OBJECTIVE_PRUNERS:
-        raise SweepConfigError(
-            f"hydra.sweeper.pruner._target_={pruner.get('_target_')} cannot prune a study with several "
-            "objectives (Optuna refuses trial.report there): use hydra/sweeper/pruner=pareto_hyperband"
-        )
     for key in ("preflight_check", "report"):
         _check_importable(key, get(key), "give a function's dotted path or null")
     for name, node, example in (("sampler", sampler, "tpe"), ("pruner", pruner, "hyperband")):
         _check_importable(
             f"{name}._target_", node.get("_target_"), f"use e.g. hydra/sweeper/{name}={example}"
         )
+    budget = _check_budget(get("budget"), pruner)
+    scheduler = _check_scheduler(pruner, budget, len(directions))
     return Settings(
         sampler=sampler,
         pruner=pruner,
+        scheduler=scheduler,
         directions=directions,
         objectives=objectives,
         study_name=get("study_name") or job_name,
@@ -158,30 +160,56 @@ def _check_objectives(direction: Any, objective: Any) -> tuple[list[str], list[s
     return directions, objectives
 
 
-def _check_pruner(pruner: Mapping[str, Any], budget: Any) -> int:
-    """Hyperband's resources are epochs; returns the budget (epochs of a full trial)."""
-    low, high, eta = (pruner.get(k) for k in ("min_resource", "max_resource", "reduction_factor"))
-    if high is not None:
-        if not isinstance(high, int) or not isinstance(low, int) or low < 1:
-            raise SweepConfigError(
-                f"hydra.sweeper.pruner: min_resource={low} and max_resource={high} "
-                "must be integers >= 1 (epochs)"
-            )
-        if high < low:
-            raise SweepConfigError(
-                f"hydra.sweeper.pruner.max_resource={high} is below min_resource={low}; raise max_resource"
-            )
-    if eta is not None and (not isinstance(eta, int) or eta < 2):
-        raise SweepConfigError(f"hydra.sweeper.pruner.reduction_factor={eta} must be an integer >= 2")
-    bootstrap = pruner.get("bootstrap_count")
-    if bootstrap is not None and (not isinstance(bootstrap, int) or bootstrap < 0):
-        raise SweepConfigError(f"hydra.sweeper.pruner.bootstrap_count={bootstrap} must be an integer >= 0")
-    budget = budget if budget is not None else high
-    if not isinstance(budget, int) or budget < 1:
+def _check_budget(budget: Any, pruner: Mapping[str, Any]) -> int:
+    """`hydra.sweeper.budget`, the epochs of a full trial; `pruner.max_resource` is its earlier name."""
+    legacy = pruner.get("max_resource")
+    for key, value in (("budget", budget), ("pruner.max_resource", legacy)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise SweepConfigError(f"hydra.sweeper.{key}={value} must be a positive whole number of epochs")
+    if budget is not None and legacy is not None and budget != legacy:
         raise SweepConfigError(
-            "hydra.sweeper.budget must be a positive number of epochs when the pruner has no max_resource"
+            f"hydra.sweeper.pruner.max_resource={legacy} and hydra.sweeper.budget={budget} disagree: the "
+            "epochs of a full trial are hydra.sweeper.budget now; remove pruner.max_resource"
         )
-    return budget
+    return int(budget if budget is not None else legacy if legacy is not None else DEFAULT_BUDGET)
+
+
+def _check_scheduler(pruner: Mapping[str, Any], budget: int, n_objectives: int) -> _scheduling.Scheduler:
+    """The scheduler that hydra/sweeper/pruner names: one of ours, or any Optuna pruner (stopping only)."""
+    target = str(pruner.get("_target_", ""))
+    name = SCHEDULER_TARGETS.get(target)
+    kwargs = {k: v for k, v in pruner.items() if k not in ("_target_", "max_resource")}
+    try:
+        if name == _scheduling.Hyperband.name:
+            if "bootstrap_count" in kwargs:
+                raise ValueError(
+                    "bootstrap_count is gone: a rung's first trials pause until enough others reach it "
+                    "(remove hydra.sweeper.pruner.bootstrap_count)"
+                )
+            return _scheduling.Hyperband(budget=budget, **kwargs)
+        if name == _scheduling.NoPruning.name:
+            return _scheduling.NoPruning()
+    except (TypeError, ValueError) as exc:
+        raise SweepConfigError(f"hydra.sweeper.pruner: {exc}") from None
+    if n_objectives > 1:
+        raise SweepConfigError(
+            f"hydra.sweeper.pruner._target_={target} cannot prune a study with several objectives (Optuna "
+            "refuses trial.report there): use hydra/sweeper/pruner=hyperband, which ranks by Pareto front"
+        )
+    optuna_pruner = dict(pruner)
+    if "max_resource" in pruner or target == "optuna.pruners.HyperbandPruner":
+        optuna_pruner["max_resource"] = budget  # Optuna's Hyperband sizes its brackets by it
+    try:
+        return _scheduling.OptunaPruner(optuna_pruner)
+    except Exception as exc:
+        raise SweepConfigError(f"hydra.sweeper.pruner: {first_cause(exc)}") from None
+
+
+def first_cause(exc: BaseException) -> str:
+    """The innermost reason of an exception, in one line (Hydra's instantiation errors nest it)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def _check_importable(key: str, path: str | None, hint: str) -> None:

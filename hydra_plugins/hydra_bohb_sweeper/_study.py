@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, flag_override
 
 from hydra_plugins.hydra_bohb_sweeper._preflight import first_line
-from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError, first_cause
 from hydra_plugins.hydra_bohb_sweeper._storage import (
     count_trials,
     has_password,
@@ -25,7 +25,7 @@ from hydra_plugins.hydra_bohb_sweeper._storage import (
     open_storage,
     redact,
 )
-from hydra_plugins.hydra_bohb_sweeper.names import ENV_STORAGE_SECRET, PRUNER_ATTR, STORAGE_FILE
+from hydra_plugins.hydra_bohb_sweeper.names import ENV_STORAGE_SECRET, SCHEDULER_ATTR, STORAGE_FILE
 
 
 def storage_url(settings: Settings, sweep_dir: Path) -> str:
@@ -52,14 +52,14 @@ def open_study(settings: Settings, url: str) -> tuple[optuna.Study, optuna.stora
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             sampler = instantiate(settings.sampler, **sampler_args)
-            pruner = instantiate(settings.pruner)
         except Exception as exc:
-            raise SweepConfigError(f"hydra.sweeper sampler/pruner: {first_line(exc)}") from None
+            raise SweepConfigError(f"hydra.sweeper.sampler: {first_cause(exc)}") from None
         study = optuna.create_study(
             study_name=settings.study_name,
             storage=storage,
             sampler=sampler,
-            pruner=pruner,
+            # Trials are never asked `should_prune` through the study: the scheduler decides (below).
+            pruner=optuna.pruners.NopPruner(),
             directions=cast(Any, settings.directions),
             load_if_exists=True,
         )
@@ -70,8 +70,8 @@ def open_study(settings: Settings, url: str) -> tuple[optuna.Study, optuna.stora
             f"hydra.sweeper.direction={', '.join(settings.directions)} cannot change that: "
             "use another study_name"
         )
-    # Jobs build the same pruner from the study, so they prune as this sweeper would decide.
-    study.set_user_attr(PRUNER_ATTR, settings.pruner)
+    # Jobs rebuild the same scheduler from the study, so they decide as this sweeper would.
+    study.set_user_attr(SCHEDULER_ATTR, settings.scheduler.record())
     with warnings.catch_warnings():  # "experimental" since Optuna 3.2
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # What optuna-dashboard and Optuna's plots call the objective.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import optuna
@@ -36,17 +36,63 @@ def best_so_far(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
-def param_importances(study: optuna.Study) -> dict[str, float]:
-    """PED-ANOVA importances of the parameters every complete trial has; {} with too few trials."""
+MIN_CONFIGURATIONS = 8  # compared at one epoch for importances: fewer give no meaningful ranking
+
+
+class Comparison(NamedTuple):  # no dataclass: Hydra's plugin scan runs this module outside sys.modules
+    """Every configuration that reached `epoch`, as one complete trial valued at that epoch."""
+
+    study: optuna.Study  # in memory
+    epoch: int
+    configurations: int
+
+
+def compared_at_one_epoch(study: optuna.Study) -> Comparison | None:
+    """The configurations at the deepest epoch that at least MIN_CONFIGURATIONS of them reported, or
+    None (too few, or several objectives). Hyperband trains few configurations to the budget; an early
+    rung compares nearly every configuration of the study, for importances and parallel coordinates."""
     import optuna
 
-    if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 4:
+    from hydra_plugins.hydra_bohb_sweeper import _scheduling
+
+    if len(study.directions) > 1:
+        return None
+    configs = [
+        c
+        for c in _scheduling.configurations(study.get_trials(deepcopy=False)).values()
+        if c.values and c.state != _scheduling.FAILED
+    ]
+    reached = sorted((c.epochs for c in configs), reverse=True)
+    if len(reached) < MIN_CONFIGURATIONS:
+        return None
+    epoch = reached[MIN_CONFIGURATIONS - 1]
+    view = optuna.create_study(study_name=study.study_name, direction=study.direction)
+    for config in configs:
+        if epoch in config.values:
+            first = config.trials[0]
+            view.add_trial(
+                optuna.trial.create_trial(
+                    params=first.params,
+                    distributions=first.distributions,
+                    value=config.values[epoch][0],
+                    user_attrs={"configuration": config.number},
+                )
+            )
+    return Comparison(view, epoch, len(view.trials))
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """PED-ANOVA importances of the parameters, from every configuration's value at one epoch (see
+    `compared_at_one_epoch`); {} with too few configurations."""
+    import optuna
+
+    if (comparison := compared_at_one_epoch(study)) is None:
         return {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+            return dict(optuna.importance.get_param_importances(comparison.study, evaluator=evaluator))
     except Exception:  # too few distinct values, constant objective, ...
         return {}
 

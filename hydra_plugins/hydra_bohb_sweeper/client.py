@@ -1,22 +1,31 @@
-"""The job side of the BOHB sweeper: find this job's trial, report a value per epoch, learn when to stop.
+"""The job side of the BOHB sweeper: find this job's trial, report a value per epoch, learn whether to go
+on, pause (with a checkpoint) or stop, and continue a paused configuration from its checkpoint.
 
 The sweeper launches each trial with its identity in the job's environment (through Hydra's
-`hydra.job.env_set`, so every launcher passes it on and the app declares nothing), and stores its
-pruner's config in the study. A job in any process that reaches the storage can therefore report and
-be pruned exactly as the sweeper would decide::
+`hydra.job.env_set`, so every launcher passes it on and the app declares nothing), and records its
+scheduler on the study. A job in any process that reaches the storage therefore decides exactly as the
+sweeper would::
 
     from hydra_plugins.hydra_bohb_sweeper import client
 
     trial = client.current_trial()  # None outside a sweep
-    for epoch in range(1, cfg.epochs + 1):
-        accuracy = train_one_epoch()
+    model, first = new_model(), 1
+    if trial is not None and trial.resume_from is not None:  # a paused configuration, promoted
+        model, first = load(trial.resume_from), trial.resume_epoch + 1
+    for epoch in range(first, cfg.epochs + 1):
+        accuracy = train_one_epoch(model)
         if trial is not None:
             trial.report(accuracy, epoch)
+            if trial.should_pause():  # not (yet) in the top 1/eta at this rung
+                trial.save_checkpoint(lambda path: save(model, path))
+                raise client.TrialPaused(f"paused after epoch {epoch}")
             if trial.should_prune():
                 raise client.TrialPruned(f"pruned after epoch {epoch}")
     return accuracy
 
-Lightning apps pass `client.PruningCallback(trial, monitor="val/acc")` to their Trainer instead.
+An app that never asks `should_pause` (it cannot checkpoint) is simply stopped where a pausing one
+would pause. Lightning apps pass `client.PruningCallback(trial, monitor="val/acc")` to their Trainer
+and `ckpt_path=trial.resume_from` to `fit` instead: the callback does the rest.
 Importing this module is cheap and torch-free (Hydra's plugin scan imports it at every start); Optuna is
 imported when a trial is attached, Lightning only when `PruningCallback` is used.
 """
@@ -24,8 +33,9 @@ imported when a trial is attached, Lightning only when `PruningCallback` is used
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in
 # sys.modules, where a dataclass cannot resolve string annotations.
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra_plugins.hydra_bohb_sweeper import names
@@ -35,11 +45,13 @@ if TYPE_CHECKING:
     from optuna import TrialPruned
 
     from hydra_plugins.hydra_bohb_sweeper._lightning import PruningCallback
+    from hydra_plugins.hydra_bohb_sweeper._signals import TrialPaused
 
 __all__ = [
     "PruningCallback",
     "SweepJob",
     "SweepTrial",
+    "TrialPaused",
     "TrialPruned",
     "current_job",
     "current_trial",
@@ -52,15 +64,32 @@ class SweepJob:
 
     study_name: str
     storage: str  # the storage URL, its password redacted
-    role: str  # names.TRIAL, names.FINAL or names.BASELINE
+    role: str  # names.TRIAL; after the search names.CANDIDATE, names.TEST, names.FINAL or names.BASELINE
     trial_number: int | None  # None for the evaluations after the search
     budget: int | None  # epochs of a full trial
+    config_number: int | None = None  # the trial's configuration (the number of its first trial)
+    checkpoints: Path | None = None  # where a trial saves the checkpoint it pauses with
+    save_model_to: Path | None = None  # a final candidate: where to save the model it trained
+    load_model_from: Path | None = None  # a test job: the candidate's model to evaluate
 
     def wandb_names(self) -> dict[str, str]:
-        """name, group and job_type of this job's W&B run, as the sweep's own run groups them."""
+        """name, group and job_type of this job's W&B run, as the sweep's own run groups them. The
+        segments of one configuration share a name: `trial-<configuration>`."""
         if self.role == names.TRIAL:
-            return {"name": f"trial-{self.trial_number}", "group": self.study_name, "job_type": "trial"}
+            number = self.config_number if self.config_number is not None else self.trial_number
+            return {"name": f"trial-{number}", "group": self.study_name, "job_type": "trial"}
         return {"name": f"{self.role}-{self.study_name}", "group": self.study_name, "job_type": "final"}
+
+    def save_model(self, write: Callable[[Path], Any]) -> Path | None:
+        """A final candidate keeps the model it trained, so that the pick is tested without training it
+        again: `write(path)` saves it. Does nothing (returns None) for other jobs."""
+        if self.save_model_to is None:
+            return None
+        return atomic_save(self.save_model_to, write)
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def current_job() -> SweepJob | None:
@@ -68,15 +97,26 @@ def current_job() -> SweepJob | None:
     env = os.environ
     if names.ENV_STUDY not in env:
         return None
-    trial = env.get(names.ENV_TRIAL)
-    budget = env.get(names.ENV_BUDGET)
+    trial, config, budget = env.get(names.ENV_TRIAL), env.get(names.ENV_CONFIG), env.get(names.ENV_BUDGET)
     return SweepJob(
         study_name=env[names.ENV_STUDY],
         storage=env.get(names.ENV_STORAGE, ""),
         role=env.get(names.ENV_ROLE, names.TRIAL),
         trial_number=int(trial) if trial else None,
         budget=int(budget) if budget else None,
+        config_number=int(config) if config else (int(trial) if trial else None),
+        checkpoints=_path(env.get(names.ENV_CHECKPOINTS)),
+        save_model_to=_path(env.get(names.ENV_SAVE_MODEL)),
+        load_model_from=_path(env.get(names.ENV_LOAD_MODEL)),
     )
+
+
+def atomic_save(path: Path, write: Callable[[Path], Any]) -> Path:
+    """`write(tmp)` into a temporary name beside `path`, then rename: a job killed while saving never
+    leaves a half-written file (or folder) under `path`."""
+    from hydra_plugins.hydra_bohb_sweeper._files import atomic_save as save
+
+    return save(path, write)
 
 
 # One storage (a database engine) per URL in this process: a worker that runs trial after trial opens
@@ -85,36 +125,61 @@ _storages: dict[str, Any] = {}
 
 
 class SweepTrial:
-    """This job's live Optuna trial, attached through the shared storage with the sweeper's pruner."""
+    """This job's live Optuna trial, attached through the shared storage, with the study's scheduler."""
 
     def __init__(self, job: SweepJob) -> None:
         import optuna
-        from hydra.utils import instantiate
 
+        from hydra_plugins.hydra_bohb_sweeper import _scheduling
         from hydra_plugins.hydra_bohb_sweeper._storage import open_storage
 
         assert job.trial_number is not None, "evaluations after the search have no trial"
         storage = _storages.get(job.storage) or _storages.setdefault(job.storage, open_storage(job.storage))
         study_id = storage.get_study_id_from_name(job.study_name)
-        pruner_config = storage.get_study_user_attrs(study_id).get(names.PRUNER_ATTR)
-        pruner = instantiate(pruner_config) if pruner_config else None
-        study = optuna.load_study(study_name=job.study_name, storage=storage, pruner=pruner)
+        study_attrs = storage.get_study_user_attrs(study_id)
+        study = optuna.load_study(study_name=job.study_name, storage=storage)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, job.trial_number)
+        attrs = storage.get_trial(trial_id).user_attrs
+        if names.SCHEDULER_ATTR in study_attrs:
+            self.scheduler = _scheduling.from_record(study_attrs[names.SCHEDULER_ATTR])
+        else:  # a study of a version that stored its pruner's `_target_`
+            legacy = study_attrs.get(names.PRUNER_ATTR) or {"_target_": "optuna.pruners.NopPruner"}
+            self.scheduler = _scheduling.from_legacy_pruner(legacy, job.budget)
         self.number = job.trial_number
+        self.config_number = int(attrs.get(names.CONFIG_ATTR, job.trial_number))
         self.budget = job.budget
         self.n_objectives = len(study.directions)
-        self._study, self._pruner = study, pruner
+        resume = attrs.get(names.RESUME_ATTR)
+        # Epochs the configuration trained before this trial (it continues from a checkpoint).
+        self.resume_epoch: int = int(resume["epoch"]) if resume else 0
+        self._resume_path = Path(resume["path"]) if resume else None
+        self._checkpoints = job.checkpoints
+        self._study, self._storage, self._trial_id = study, storage, trial_id
         self._trial = optuna.Trial(study, trial_id)
         self._last_step = 0
         self._values_by_epoch: dict[str, list[float]] = {}
+        self._pause_asked_at: int | None = None
+        self._decisions: dict[tuple[int, bool], str] = {}
 
     @property
     def params(self) -> dict[str, Any]:
         """The sampled parameters (active ones only), by their dotted config keys."""
         return dict(self._trial.params)
 
-    def report(self, value: float | Sequence[float], step: int) -> None:
-        """The objective after `step` epochs (1 after the first); the pruner compares trials by it.
+    @property
+    def resume_from(self) -> Path | None:
+        """The checkpoint this trial continues its configuration from (it resumes after epoch
+        `resume_epoch`), or None for a configuration's first trial."""
+        if self._resume_path is not None and not self._resume_path.exists():
+            raise FileNotFoundError(
+                f"trial {self.number} continues configuration {self.config_number} from "
+                f"{self._resume_path}, which is gone; the sweep directory must stay where it was"
+            )
+        return self._resume_path
+
+    def report(self, value: "float | Sequence[float]", step: int) -> None:
+        """The objective after `step` epochs in all (1 after the first, counted from the configuration's
+        start, not this trial's); the scheduler compares configurations by it.
 
         A study with several objectives takes one value per objective, in the order of
         `hydra.sweeper.direction` (those known before training, such as a parameter count, included)."""
@@ -127,21 +192,48 @@ class SweepTrial:
             raise ValueError(
                 f"report() got {len(values)} values; the study has {self.n_objectives} objectives"
             )
-        # Optuna refuses trial.report here: the vectors go to a trial attribute the pruner reads.
+        # Optuna refuses trial.report here: the vectors go to a trial attribute the scheduler reads.
         self._values_by_epoch[str(step)] = values
         self._trial.set_user_attr(names.VALUES_BY_EPOCH_ATTR, self._values_by_epoch)
 
-    def should_prune(self) -> bool:
-        """Whether to stop now. A trial that has trained its full budget is complete, whatever its rank."""
-        if self.budget is not None and self._last_step >= self.budget:
+    def should_pause(self) -> bool:
+        """Whether to save a checkpoint (`save_checkpoint`) and stop now, to be resumed if the
+        configuration is promoted later. Asking it tells the scheduler this job can pause."""
+        self._pause_asked_at = self._last_step
+        if self._checkpoints is None or not self.scheduler.pauses:
             return False
-        if self.n_objectives == 1:
-            return bool(self._trial.should_prune())
-        from hydra_plugins.hydra_bohb_sweeper._pruners import ParetoHyperbandPruner
+        from hydra_plugins.hydra_bohb_sweeper._scheduling import PAUSE
 
-        if not isinstance(self._pruner, ParetoHyperbandPruner):
-            return False  # no pruning (the sweeper refuses single-objective pruners here)
-        return self._pruner.prunes(self._study, self.number, self._last_step)
+        return self._decision(can_pause=True) == PAUSE
+
+    def should_prune(self) -> bool:
+        """Whether to stop now for good. A trial that has trained its full budget is complete, whatever
+        its rank."""
+        from hydra_plugins.hydra_bohb_sweeper._scheduling import STOP
+
+        can_pause = self._pause_asked_at == self._last_step and self._checkpoints is not None
+        return self._decision(can_pause) == STOP
+
+    def _decision(self, can_pause: bool) -> str:
+        step = self._last_step
+        if self.budget is not None and step >= self.budget:
+            return "continue"
+        key = (step, can_pause)
+        if key not in self._decisions:
+            frozen = self._storage.get_trial(self._trial_id)
+            self._decisions[key] = self.scheduler.decide(self._study, frozen, step, can_pause)
+        return self._decisions[key]
+
+    def save_checkpoint(self, write: Callable[[Path], Any]) -> Path:
+        """Save the configuration's state after the last reported epoch: `write(path)` writes it (a file
+        or a folder). Written under a temporary name and renamed, so a killed job never leaves a
+        half-written checkpoint that a later trial would read."""
+        if self._checkpoints is None:
+            raise RuntimeError("this job has no checkpoint folder (it was not launched by a pausing sweep)")
+        path = self._checkpoints / f"config-{self.config_number}" / f"epoch-{self._last_step}.ckpt"
+        atomic_save(path, write)
+        self._trial.set_user_attr(names.CHECKPOINT_ATTR, {"epoch": self._last_step, "path": str(path)})
+        return path
 
     @property
     def optuna_trial(self) -> "optuna.Trial":
@@ -162,6 +254,10 @@ def __getattr__(name: str) -> Any:
         import optuna
 
         return optuna.TrialPruned
+    if name == "TrialPaused":
+        from hydra_plugins.hydra_bohb_sweeper._signals import TrialPaused
+
+        return TrialPaused
     if name == "PruningCallback":
         from hydra_plugins.hydra_bohb_sweeper._lightning import PruningCallback
 

@@ -34,41 +34,52 @@ class RandomSamplerConf:
 
 @dataclass
 class HyperbandPrunerConf:
-    """Budget in epochs (the steps a job reports): rungs at min_resource * reduction_factor**k up to
-    max_resource."""
+    """Hyperband over epochs, promotion-based (pause and resume): rungs at min_resource *
+    reduction_factor**k epochs below `hydra.sweeper.budget`. A trial that reaches a rung goes on only
+    if it ranks in the top 1/reduction_factor of its bracket there; otherwise it pauses with a
+    checkpoint and is resumed once it ranks so (see _scheduling.py). Jobs that cannot checkpoint are
+    stopped instead. With several objectives, ranks are Pareto fronts, then crowding distance."""
 
-    _target_: str = "optuna.pruners.HyperbandPruner"
+    _target_: str = "hydra_plugins.hydra_bohb_sweeper._scheduling.Hyperband"
     min_resource: int = 1
-    max_resource: int = 27
     reduction_factor: int = 3
-    # The first `bootstrap_count` trials to reach a rung stop there; later ones compete. 0: the first
-    # trial at a rung always goes on (Optuna's default). benchmarks/search_quality.py measured 2 against
-    # 0: more configurations tried and a better final validation accuracy, a later start, no better test.
-    bootstrap_count: int = 0
+    # Brackets used, the most aggressive first (1: successive halving alone); null: every bracket but
+    # the last, whose trials would train the whole budget unpruned.
+    brackets: Optional[int] = None
+    mode: str = "promotion"  # promotion: pause and resume | stopping: stop for good
+    # Deprecated: the epochs of a full trial are hydra.sweeper.budget (this is read as it when set).
+    max_resource: Optional[int] = None
 
 
 @dataclass
-class NopPrunerConf(HyperbandPrunerConf):
-    """Never prune: every trial trains its full budget of max_resource epochs (TPE or random search
-    alone). It keeps Hyperband's fields so presets that size the budget work with either pruner."""
+class HyperbandStoppingPrunerConf(HyperbandPrunerConf):
+    """Hyperband that stops trials for good (no checkpoints): for apps that cannot save their state."""
 
-    _target_: str = "hydra_plugins.hydra_bohb_sweeper._pruners.no_pruning"
+    mode: str = "stopping"
 
 
 @dataclass
-class ParetoHyperbandPrunerConf(HyperbandPrunerConf):
-    """Hyperband for several objectives: at each rung a trial goes on only if non-dominated sorting of
-    the vectors its bracket reached there ranks it in the top 1/reduction_factor (see _pruners.py)."""
+class NopPrunerConf:
+    """Never prune: every trial trains the whole budget (TPE or random search alone)."""
 
-    _target_: str = "hydra_plugins.hydra_bohb_sweeper._pruners.ParetoHyperbandPruner"
+    _target_: str = "hydra_plugins.hydra_bohb_sweeper._scheduling.NoPruning"
+    max_resource: Optional[int] = None  # deprecated: hydra.sweeper.budget (read as it when set)
 
 
 @dataclass
 class FinalEvaluationConf:
-    """After the search: retrain the best configuration with these overrides, once."""
+    """After the search: retrain the best configurations with `overrides`, pick one by the objective
+    (validation), and test that one only (and the baseline), with `test_overrides`."""
 
     enabled: bool = False
     overrides: list[str] = field(default_factory=list)
+    # Candidates retrained: the top_k configurations of the search (the deepest rung first, then the
+    # objective there). The best of them after retraining is the pick.
+    top_k: int = 1
+    # Added to the pick's test job and to the baseline (e.g. [evaluate_test=true]). A job that kept its
+    # model (client.SweepJob.save_model) is tested without training again. []: no test job; the
+    # candidates' own results stand.
+    test_overrides: list[str] = field(default_factory=list)
     # Also run the job's default configuration (with the sweep's fixed overrides) the same way.
     baseline: bool = False
     # Several objectives: front points whose first objective is within this of the best count as as
@@ -84,8 +95,8 @@ class BOHBSweeperConf:
 
     sampler: Any = MISSING
     pruner: Any = MISSING
-    # maximize | minimize, or a list of them: one per objective (a multi-objective study, whose trials
-    # are pruned by hydra/sweeper/pruner=pareto_hyperband).
+    # maximize | minimize, or a list of them: one per objective (a multi-objective study; Hyperband then
+    # ranks trials by Pareto front and crowding distance).
     direction: Any = "maximize"
     # What the job returns: null means a number (a list with several objectives); a key name (a list of
     # them) means a mapping holding the objective(s) under that key(s), whose other entries are recorded
@@ -103,7 +114,8 @@ class BOHBSweeperConf:
     # Seconds between heartbeats of in-flight trials (SQL storages); a trial that misses 4 is failed as
     # stale and retried once. null: no heartbeats.
     heartbeat_interval: Optional[int] = 30
-    # Epochs of a full trial; null: the pruner's max_resource. Jobs read it from HYDRA_BOHB_BUDGET.
+    # Epochs of a full trial: where Hyperband's rungs end, what the final evaluation's candidates are
+    # ranked at, and what jobs read from HYDRA_BOHB_BUDGET. null: 27.
     budget: Optional[int] = None
     # The job config key that receives `budget` as an override (e.g. trainer.max_epochs); null: none.
     budget_key: Optional[str] = None
@@ -139,14 +151,13 @@ def register() -> None:
     cs.store(group="hydra/sweeper", name="bohb", node=BOHBSweeperConf, provider=provider)
     cs.store(group="hydra/sweeper/sampler", name="tpe", node=TPESamplerConf, provider=provider)
     cs.store(group="hydra/sweeper/sampler", name="random", node=RandomSamplerConf, provider=provider)
-    cs.store(group="hydra/sweeper/pruner", name="hyperband", node=HyperbandPrunerConf, provider=provider)
-    cs.store(group="hydra/sweeper/pruner", name="none", node=NopPrunerConf, provider=provider)
-    cs.store(
-        group="hydra/sweeper/pruner",
-        name="pareto_hyperband",
-        node=ParetoHyperbandPrunerConf,
-        provider=provider,
-    )
+    for name, node in (
+        ("hyperband", HyperbandPrunerConf),
+        ("hyperband_stopping", HyperbandStoppingPrunerConf),
+        ("none", NopPrunerConf),
+        ("pareto_hyperband", HyperbandPrunerConf),  # its earlier name for several objectives
+    ):
+        cs.store(group="hydra/sweeper/pruner", name=name, node=node, provider=provider)
 
 
 register()

@@ -20,25 +20,39 @@ METRICS_ATTR = "metrics"  # what the job returned beside the objective (a mappin
 SURPLUS_ATTR = "surplus"  # asked for when another sweeper had just taken the last slot; never run
 # {epoch: [value per objective]} of a multi-objective trial (Optuna's own per-step values take one).
 VALUES_BY_EPOCH_ATTR = "values_by_epoch"
+# Segments (see _scheduling.py): a configuration is trained by one trial or by several in a row.
+CONFIG_ATTR = "config"  # the number of the configuration's first trial
+BRACKET_ATTR = "bracket"  # its Hyperband bracket (0: the most aggressive)
+RESUME_ATTR = "resume"  # a continuation's {"trial", "epoch", "path"}: the checkpoint it continues from
+CHECKPOINT_ATTR = "checkpoint"  # {"epoch", "path"}: the last checkpoint the job saved
+PAUSED_ATTR = "paused"  # {"epoch", "path"}: a segment that paused at a rung with that checkpoint
 
 # Study user attributes.
-PRUNER_ATTR = "pruner_config"  # the pruner's `_target_` config, so jobs prune as the sweeper does
+PRUNER_ATTR = "pruner_config"  # what versions before schedulers stored: the pruner's `_target_` config
+SCHEDULER_ATTR = "scheduler"  # _scheduling.Scheduler.record(): its public name and settings
 SEARCH_SPACE_ATTR = "search_space"
 OBJECTIVE_ATTR = "objective"  # the objective's key (a list with several), when the job returns a mapping
 
 # Trial states as written in results files and W&B summaries.
 COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
 
-# Who a launched job is: one of the study's trials, or an evaluation after the search.
+# Who a launched job is: one of the study's trials, or an evaluation after the search: a candidate
+# retrained for the final pick, the pick tested, or the baseline.
 TRIAL, FINAL, BASELINE = "trial", "final", "baseline"
+CANDIDATE, TEST = "candidate", "test"
+CHECKPOINTS_DIR = "checkpoints"  # in the sweep directory: one folder per paused configuration
 
 # The environment of a launched job (set through `hydra.job.env_set`, so every launcher passes it on
 # and the app declares nothing). Absent outside a sweep.
 ENV_STUDY = "HYDRA_BOHB_STUDY"
 ENV_STORAGE = "HYDRA_BOHB_STORAGE"  # the storage URL, its password redacted
 ENV_TRIAL = "HYDRA_BOHB_TRIAL"  # the trial number; absent for evaluations after the search
-ENV_ROLE = "HYDRA_BOHB_ROLE"  # TRIAL, FINAL or BASELINE
+ENV_CONFIG = "HYDRA_BOHB_CONFIG"  # the trial's configuration (the number of its first trial)
+ENV_ROLE = "HYDRA_BOHB_ROLE"  # TRIAL, CANDIDATE, TEST, FINAL or BASELINE
 ENV_BUDGET = "HYDRA_BOHB_BUDGET"  # epochs of a full trial: a trial that reaches it is never pruned
+ENV_CHECKPOINTS = "HYDRA_BOHB_CHECKPOINTS"  # where a trial saves the checkpoint it pauses with
+ENV_SAVE_MODEL = "HYDRA_BOHB_SAVE_MODEL"  # where a final candidate saves its trained model
+ENV_LOAD_MODEL = "HYDRA_BOHB_LOAD_MODEL"  # the model a test job evaluates (a candidate's)
 # The storage URL with its password, exported by the sweeper only (never written to a file); jobs
 # inherit it from the sweeper's process environment.
 ENV_STORAGE_SECRET = "HYDRA_BOHB_STORAGE_URL"

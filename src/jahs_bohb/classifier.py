@@ -107,5 +107,14 @@ class ImageClassifier(pl.LightningModule):
         self._totals[stage] = _Totals()
         return loss_sum / count, correct / count
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A paused trial resumes with its best accuracy so far (the metric it reports) and its history.
+        checkpoint["jahs_bohb"] = {"best_val_acc": self.best_val_acc, "history": self.history}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("jahs_bohb") or {}
+        self.best_val_acc = float(state.get("best_val_acc", -math.inf))
+        self.history = list(state.get("history", []))
+
     def configure_optimizers(self) -> Any:
         return self.optimizer_factory(params=self.parameters())

@@ -7,6 +7,7 @@ slice plus batched augmentation, so an epoch costs no host-to-device copies and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -96,6 +97,8 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         self.hflip, self.rotation, self.rotation_degrees = hflip, rotation, rotation_degrees
         self.source = ""
         self._tensors: dict[str, Batch] = {}
+        self._train_batches: DeviceBatches | None = None
+        self._resumed_generator: torch.Tensor | None = None  # from a checkpoint (a paused trial's)
 
     def _device(self) -> torch.device:
         trainer = self.trainer
@@ -130,7 +133,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DeviceBatches:
         images, labels = self._tensors["train"]
-        return DeviceBatches(
+        self._train_batches = DeviceBatches(
             images,
             labels,
             self.batch_size,
@@ -139,6 +142,19 @@ class FashionMNISTDataModule(pl.LightningDataModule):
             rotation_degrees=self.rotation_degrees if self.rotation else 0.0,
             seed=self.seed,
         )
+        if self._resumed_generator is not None:
+            self._train_batches.generator.set_state(self._resumed_generator)
+        return self._train_batches
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in a checkpoint: where the batch order and augmentations stand, so that a paused trial
+        resumes with the epochs it would have trained without the pause."""
+        if self._train_batches is None:
+            return {}
+        return {"train_generator": self._train_batches.generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resumed_generator = state_dict.get("train_generator")
 
     def val_dataloader(self) -> DeviceBatches:
         return DeviceBatches(*self._tensors["val"], self.eval_batch_size, shuffle=False)

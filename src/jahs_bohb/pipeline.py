@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -77,18 +78,25 @@ def make_trainer(cfg: DictConfig, callbacks: list[pl.Callback], logger: Any) -> 
 
 def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     """Train once; return the summary (`val_acc_best` is the sweep's objective; test_acc, n_parameters,
-    epochs, wall_time_s and device travel with it to the sweep's results and W&B)."""
+    epochs, wall_time_s and device travel with it to the sweep's results and W&B).
+
+    In a sweep, a trial may pause at a rung (the callback saves a checkpoint; `TrialPaused` is raised)
+    and a later trial continues its configuration from that checkpoint. After the search, a final
+    candidate keeps its best weights for the test of the pick, which evaluates them without training."""
     check_config(cfg)
     job = client.current_job()
     trial = client.current_trial()
     output_dir = Path(output_dir) if output_dir is not None else Path.cwd()
 
     datamodule, module = build(cfg)
+    if job is not None and job.load_model_from is not None:
+        return _evaluate_kept_model(cfg, job.load_model_from, datamodule, module, output_dir, job)
     pruning = None
     if trial is not None:  # sweeper=bohb_mo's second objective, the parameter count, is known now
         known = [module.n_parameters] if trial.n_objectives > 1 else []
         pruning = client.PruningCallback(trial, monitor="val/acc_best", known_values=known)
-    best_weights = BestWeights() if cfg.evaluate_test else None
+    keep_model = job is not None and job.save_model_to is not None
+    best_weights = BestWeights() if cfg.evaluate_test or keep_model else None
     patience = cfg.get("early_stopping_patience")
     early_stopping = EarlyStopping("val/acc", mode="max", patience=patience) if patience else None
     callbacks: list[pl.Callback] = [cb for cb in (pruning, best_weights, early_stopping) if cb is not None]
@@ -100,14 +108,24 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     result = TrainResult(state="failed", n_parameters=module.n_parameters, device=backends.device_name())
     started = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule)
+        # A promoted configuration continues from the checkpoint its previous trial paused with.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=trial.resume_from if trial is not None else None)
         if trainer.interrupted:  # Lightning swallows Ctrl-C; a sweep must not record a cut-short trial
             raise KeyboardInterrupt("training interrupted")
-        if pruning is not None and pruning.pruned_at_epoch is not None:
+        if pruning is not None and pruning.paused_at_epoch is not None:
+            result.state, result.reason = "paused", f"paused after epoch {pruning.paused_at_epoch}"
+        elif pruning is not None and pruning.pruned_at_epoch is not None:
             result.state, result.reason = "pruned", f"pruned after epoch {pruning.pruned_at_epoch}"
         else:
             if best_weights is not None:
                 best_weights.restore(module)
+            if keep_model:
+                assert job is not None
+                kept = {"state_dict": module.state_dict(), "epochs": len(module.history)}
+                job.save_model(
+                    lambda path: torch.save({**kept, "wall_time_s": time.perf_counter() - started}, path)
+                )
+            if cfg.evaluate_test:
                 metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
                 result.test_acc, result.test_loss = metrics["test/acc"], metrics["test/loss"]
             result.state = "complete"
@@ -121,6 +139,8 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         result.history = module.history
         _write_result(output_dir / RESULT_FILE, result)
         run.finish(result.summary())
+    if result.state == "paused":
+        raise client.TrialPaused(result.reason)
     if result.state == "pruned":
         raise client.TrialPruned(result.reason)
     log.info(
@@ -131,6 +151,37 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
         result.wall_time_s,
         f" test_acc={result.test_acc:.4f}" if result.test_acc is not None else "",
     )
+    return result.summary()
+
+
+def _evaluate_kept_model(
+    cfg: DictConfig,
+    path: Path,
+    datamodule: FashionMNISTDataModule,
+    module: ImageClassifier,
+    output_dir: Path,
+    job: client.SweepJob,
+) -> dict[str, Any]:
+    """The test of the final pick: the weights its candidate job kept, validated (the same accuracy the
+    pick was chosen by) and tested once, with no training."""
+    kept = torch.load(path, map_location="cpu", weights_only=True)
+    module.load_state_dict(kept["state_dict"])
+    run = TrialRun.start(cfg, output_dir, params={}, job=job)
+    trainer = make_trainer(cfg, [], run.lightning_logger or False)
+    result = TrainResult(state="failed", n_parameters=module.n_parameters, device=backends.device_name())
+    try:
+        validated = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+        tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+        result.val_acc_best, result.test_acc, result.test_loss = (
+            validated["val/acc"], tested["test/acc"], tested["test/loss"],
+        )  # fmt: skip
+        result.state = "complete"
+    finally:
+        result.epochs = int(kept.get("epochs", 0))
+        result.wall_time_s = float(kept.get("wall_time_s", 0.0))  # the candidate's training
+        _write_result(output_dir / RESULT_FILE, result)
+        run.finish(result.summary())
+    log.info("kept model of %s: val_acc=%.4f test_acc=%.4f", path.name, result.val_acc_best, result.test_acc)
     return result.summary()
 
 

@@ -2,7 +2,10 @@
 
 Its learning curve rises with the epoch towards a quality set by `x`, `y` and `z`, so Hyperband has
 something to prune. Inside a sweep it finds its trial through the sweeper's client API, reports every
-epoch and stops with `TrialPruned` when the pruner says so, exactly like `train.py`. It returns its
+epoch, pauses with a checkpoint (its epoch, as JSON) or stops with `TrialPruned` when the scheduler says
+so, and continues a paused configuration from its checkpoint, exactly like `train.py`
+(`can_pause=false`: an app that cannot checkpoint). `epochs_log` appends "<configuration> <epoch>" per
+epoch trained, so tests can see that no epoch is trained twice. It returns its
 objective and metrics (`size`, `quality`) as a mapping, so it serves two-objective sweeps too.
 `fail=true` raises, `nan=true` returns NaN, `sleep_s` makes each epoch take that long, `chaos` injects a
 fault (SIGKILL or any exception type) into one trial. No torch, no files beyond Hydra's own.
@@ -12,6 +15,7 @@ fault (SIGKILL or any exception type) into one trial. No torch, no files beyond 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -55,14 +59,24 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.nan:
         return {"acc": float("nan")}
     trial = client.current_trial()
-    value = 0.0
-    for epoch in range(1, cfg.max_epochs + 1):
+    value, first = 0.0, 1
+    if trial is not None and trial.resume_from is not None:  # a promoted configuration goes on
+        saved = json.loads(trial.resume_from.read_text())
+        assert saved["epoch"] == trial.resume_epoch, (saved, trial.resume_epoch)
+        first = saved["epoch"] + 1
+    for epoch in range(first, cfg.max_epochs + 1):
         time.sleep(cfg.sleep_s)
         if cfg.chaos and epoch == 2 and trial is not None and trial.number == cfg.chaos_trial:
             misbehave(cfg.chaos)
         value = learning_curve(cfg.x, cfg.y, cfg.z, epoch)
+        if cfg.epochs_log:
+            with open(cfg.epochs_log, "a") as log:
+                log.write(f"{trial.config_number if trial is not None else -1} {epoch}\n")
         if trial is not None:  # with two objectives (accuracy, size) it reports both
             trial.report(value if trial.n_objectives == 1 else [value, size(cfg.x)], epoch)
+            if cfg.can_pause and trial.should_pause():
+                trial.save_checkpoint(lambda path, e=epoch: path.write_text(json.dumps({"epoch": e})))
+                raise client.TrialPaused(f"paused after epoch {epoch}")
             if trial.should_prune():
                 raise client.TrialPruned(f"pruned after epoch {epoch}")
     return {
