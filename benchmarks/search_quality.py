@@ -668,7 +668,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, argparse.Na
     )
     parser.add_argument("--quick", action="store_true", help="3 seeds of 135 epochs: a 5-minute look")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 per strategy (default 10)")
+    parser.add_argument("--seeds", type=int, default=None, help="N seeds per strategy (default 10)")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds FIRST..FIRST+N-1 (default 0): rerun on other seeds",
+    )
     parser.add_argument("--budget-epochs", type=int, default=None, help="epochs per run (default 27 * 15)")
     parser.add_argument("--max-epochs", type=int, default=27, help="epochs of a full trial (top rung)")
     parser.add_argument("--train-images", type=int, default=1500)
@@ -703,7 +709,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, argparse.Na
     args.out = args.out or (QUICK_OUT if args.quick else REFERENCE_OUT)
     settings = Settings(
         strategies=strategies,
-        seeds=tuple(range(seeds)),
+        seeds=tuple(range(args.first_seed, args.first_seed + seeds)),
         budget_epochs=budget,
         max_epochs=args.max_epochs,
         train_images=args.train_images,

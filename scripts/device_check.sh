@@ -317,8 +317,7 @@ if [ "$MODE" = cpu-smoke ]; then
   # experiment=gpu may not exist yet on this checkout; the smoke test then uses the CPU preset.
   STUDY_EXPERIMENT=gpu
   [ -f conf/experiment/gpu.yaml ] || { STUDY_EXPERIMENT=quick; log "no conf/experiment/gpu.yaml: smoke uses experiment=quick"; }
-  STUDY_ARGS=("${TINY[@]}" hydra.sweeper.n_trials=2 hydra.sweeper.pruner.min_resource=1
-    hydra.sweeper.pruner.max_resource=1 "hydra.sweeper.final_evaluation.overrides=['trainer.max_epochs=1','evaluate_test=true']")
+  STUDY_ARGS=("${TINY[@]}" hydra.sweeper.n_trials=2 hydra.sweeper.budget=1 "hydra.sweeper.final_evaluation.overrides=['trainer.max_epochs=1','evaluate_test=true']")
 else
   PIPELINE_ARGS=(--device cuda --epochs 2 --num-workers 4)
   GPU_ARGS=(--window 8 --variant-timeout 100)

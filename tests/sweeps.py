@@ -216,7 +216,7 @@ def train_sweep_cli(sweep_dir: Path, *overrides: str) -> subprocess.CompletedPro
         "model.n_filters_1=tag(log, int(interval(8, 32)))",
         "model.n_filters_2=tag(log, int(interval(8, 32)))",
         "model.n_filters_3=tag(log, int(interval(8, 32)))",
-        'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=3","evaluate_test=true"]',
+        'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=3"]',
         *overrides,
     ]  # fmt: skip
     env = unreachable_env(sweep_dir.with_name(f"{sweep_dir.name}-home"))

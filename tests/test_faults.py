@@ -19,6 +19,8 @@ import pytest
 import yaml
 from sweeps import CHEAP_APP, REPO_ROOT, Sweep, app_env, sweep_cli
 
+from hydra_plugins.hydra_bohb_sweeper import _scheduling
+
 ROOT = REPO_ROOT
 APP = CHEAP_APP
 States = optuna.trial.TrialState
@@ -42,10 +44,10 @@ def sqlite(sweep_dir: Path) -> str:
 def test_worker_killed_mid_trial_fails_and_the_sweep_finishes(tmp_path: Path) -> None:
     """A joblib worker SIGKILLed mid-trial breaks loky's whole pool, so the other trial in flight ends with
     TerminatedWorkerError too: each such trial is run once more, and the study still ends with n_trials
-    trials that ran to the end or were pruned; none is left RUNNING or lost."""
+    configurations that trained to the end or stopped at a rung; none is left RUNNING or lost."""
     proc = run_cheap(
         tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
-        "hydra.sweeper.n_trials=8", "sleep_s=0.2", "chaos=sigkill", "chaos_trial=2",
+        "hydra.sweeper.n_trials=8", "sleep_s=0.2", "chaos=sigkill", "chaos_trial=2", "chaos_epoch=1",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = load(sqlite(tmp_path))
@@ -60,10 +62,11 @@ def test_worker_killed_mid_trial_fails_and_the_sweep_finishes(tmp_path: Path) ->
     for t in died:
         retries = [r for r in trials if r.system_attrs.get("retry_history") == [t.number]]
         assert len(retries) == 1 and retries[0].params == t.params
+        assert retries[0].user_attrs["config"] == t.user_attrs["config"]
         assert retries[0].state in (States.COMPLETE, States.PRUNED)
-    # Nothing lost, nothing counted twice: n_trials trials stand, each run to the end or pruned.
-    standing = [t for t in trials if t not in died]
-    assert len(standing) == 8 and all(t.state in (States.COMPLETE, States.PRUNED) for t in standing)
+    # Nothing lost, nothing counted twice: n_trials configurations, each trained to the end or paused.
+    configs = _scheduling.configurations(trials)
+    assert len(configs) == 8 and {c.state for c in configs.values()} <= {"complete", "paused"}
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -89,9 +92,10 @@ def test_postgres_storage_shared_by_process_workers_keeps_the_password_secret(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = load(postgres_url)
-    assert len(trials) == 8
+    configs = _scheduling.configurations(trials)
+    assert len(configs) == 8
     assert {t.state for t in trials} <= {States.COMPLETE, States.PRUNED}
-    assert any(t.state == States.PRUNED for t in trials)  # the jobs reported through PostgreSQL
+    assert any(c.state == "paused" for c in configs.values())  # the jobs reported through PostgreSQL
     spans = [(t.datetime_start, t.datetime_complete) for t in trials]
     assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1 :]), (
         "no two trials were in flight at once"
@@ -105,8 +109,12 @@ def test_postgres_storage_shared_by_process_workers_keeps_the_password_secret(
 
 
 @pytest.mark.slow
-def test_several_sweepers_share_one_study_and_its_budget(tmp_path: Path, postgres_url: str) -> None:
-    n_trials = 10
+def test_three_sweepers_share_one_study_its_budget_and_its_promotions(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Three sweeper processes on one PostgreSQL study: exactly n_trials configurations between them,
+    paused configurations resumed by whichever sweeper is free, and none resumed twice."""
+    n_trials = 12
     common = [f"hydra.sweeper.storage={postgres_url}", f"hydra.sweeper.n_trials={n_trials}", "sleep_s=0.05"]
     env = app_env()
     command = [sys.executable, str(APP), "-m", f"hydra.sweep.dir={tmp_path / 'shared'}", *common]
@@ -119,12 +127,19 @@ def test_several_sweepers_share_one_study_and_its_budget(tmp_path: Path, postgre
     for sweeper in sweepers:
         _, err = sweeper.communicate(timeout=300)
         assert sweeper.returncode == 0, err[-2000:]
-    trials = [t for t in load(postgres_url) if not t.user_attrs.get("surplus")]
-    assert len(trials) == n_trials  # a global budget: not 3 x n_trials, not one more
-    assert all(t.state in (States.COMPLETE, States.PRUNED) for t in trials)
+    trials = load(postgres_url)
+    ran = [t for t in trials if not t.user_attrs.get("surplus")]
+    configs = _scheduling.configurations(trials)
+    assert len(configs) == n_trials  # a global budget: not 3 x n_trials, not one more
+    assert all(t.state in (States.COMPLETE, States.PRUNED) for t in ran)
+    resumed_from = [t.user_attrs["resume"]["trial"] for t in ran if "resume" in t.user_attrs]
+    assert resumed_from and len(resumed_from) == len(set(resumed_from))  # no paused trial resumed twice
+    for config in configs.values():  # each configuration's epochs in order, once, across its segments
+        epochs = [e for t in config.trials for e in sorted(t.intermediate_values)]
+        assert epochs == list(range(1, config.epochs + 1))
     # Output directories are named by trial number, so three sweepers never write into one.
     job_dirs = [p for p in (tmp_path / "shared").iterdir() if p.is_dir() and p.name.isdigit()]
-    assert sorted(int(p.name) for p in job_dirs) == sorted(t.number for t in trials)
+    assert sorted(int(p.name) for p in job_dirs) == sorted(t.number for t in ran)
 
 
 # --------------------------------------------------------------------------- submitit
@@ -137,8 +152,8 @@ def test_submitit_local_launcher_runs_and_prunes(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = load(sqlite(tmp_path))
-    assert len(trials) == 8
+    assert len(_scheduling.configurations(trials)) == 8
     assert all(t.state in (States.COMPLETE, States.PRUNED) for t in trials)
-    assert any(t.state == States.PRUNED for t in trials)
+    assert any("resume" in t.user_attrs for t in trials)  # paused, then resumed in another submitit job
     # Each job ran as a submitit job: its logs are in submitit's folder of the sweep.
     assert list((tmp_path / ".submitit").rglob("*_log.out"))

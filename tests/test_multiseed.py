@@ -36,7 +36,7 @@ def test_multiseed_study_writes_the_report(tmp_path: Path, monkeypatch: pytest.M
     overrides = [
         "sweeper=bohb", "logger=none", "data.limit_train=300", "data.limit_val=200",
         "hydra.sweeper.figures=false",  # the study's report draws its own
-        "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner.max_resource=2",
+        "hydra.sweeper.n_trials=3", "hydra.sweeper.budget=2",
         "model.n_conv_layers=1", "model.n_fc_layers=1", "model.n_filters_1=tag(log, int(interval(8, 16)))",
         'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=1","evaluate_test=true"]',
     ]  # fmt: skip

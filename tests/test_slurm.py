@@ -38,7 +38,8 @@ RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
 TIMEOUT_S = 300
 
 # The cheap app with the project's SLURM recipe, sized for a 2-core node: every trial one SLURM job.
-# Hyperband on rungs at 1 and 2 epochs of 3 prunes within a few trials.
+# Hyperband on rungs at 1 and 2 epochs of 3 pauses configurations within a few trials; a paused one is
+# resumed in another SLURM job from its checkpoint in the sweep directory (the shared filesystem).
 CHEAP_ON_SLURM = (
     f"hydra.searchpath=[file://{REPO_ROOT / 'conf'}]",
     "hydra/launcher=slurm",
@@ -47,7 +48,7 @@ CHEAP_ON_SLURM = (
     "hydra.launcher.mem_gb=1",
     "hydra.launcher.timeout_min=10",
     "hydra.sweeper.n_jobs=2",
-    "hydra.sweeper.pruner.max_resource=3",
+    "hydra.sweeper.budget=3",
     "hydra.sweeper.pruner.reduction_factor=2",
 )
 
@@ -135,11 +136,11 @@ def trial_cancelled(runs: Runs) -> tuple[Sweep, str, int]:
     storage = f"sqlite:///{sweep_dir / 'optuna.db'}"
     command = [
         sys.executable, str(CHEAP_APP), "-m", f"hydra.sweep.dir={sweep_dir}",
-        *[o for o in CHEAP_ON_SLURM if "max_resource" not in o],
+        *[o for o in CHEAP_ON_SLURM if "budget" not in o and "pruner" not in o],
         # No pruning, and 6 epochs of 3 s: the trial picked after its first epoch still has 15 s to train
         # when its job ends, KillWait (2 s) after scancel (submitit's jobs ignore the SIGTERM that comes
         # first). With 3 epochs, a busy machine once let the trial finish first.
-        "hydra/sweeper/pruner=none", "hydra.sweeper.pruner.max_resource=6", "hydra.sweeper.n_trials=3",
+        "hydra/sweeper/pruner=none", "hydra.sweeper.budget=6", "hydra.sweeper.n_trials=3",
         "sleep_s=3",
     ]  # fmt: skip
     proc = subprocess.Popen(
@@ -213,7 +214,7 @@ def real_app(runs: Runs) -> tuple[Sweep, subprocess.CompletedProcess[str], str]:
         sys.executable, "train.py", "-m", "sweeper=bohb", "hydra/launcher=slurm",
         f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.storage={storage}",
         "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
-        "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner.max_resource=2",
+        "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2", "hydra.sweeper.budget=2",
         "data.limit_train=200", "data.limit_val=200", "model.n_conv_layers=1", "model.n_fc_layers=1",
         "model.n_filters_1=8", "model.n_neurons_1=512", "torch_threads=1",
         'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=1","evaluate_test=true"]',
@@ -267,28 +268,30 @@ def quiet_console(sweep: Sweep) -> None:
 
 # --------------------------------------------------------------------------- trials as SLURM jobs
 @pytest.mark.slow
-def test_every_trial_is_a_slurm_job_and_hyperband_prunes_inside_it(
+def test_every_trial_is_a_slurm_job_and_paused_configurations_resume_in_other_jobs(
     runs: dict[str, Future[Any]], slurm: SlurmCluster
 ) -> None:
     sweep = result(runs, "trials as jobs")
     sweep.assert_ok()
-    assert len(sweep.trials) == 6
+    assert len(sweep.configs) == 6
     assert {t.state for t in sweep.trials} <= {States.COMPLETE, States.PRUNED}
-    # Each trial ran in a SLURM job of its own, which accounting saw complete (pruned ones too: the
-    # job stops training and ends normally).
+    # Each trial ran in a SLURM job of its own, which accounting saw complete (paused ones too: the
+    # job saves its checkpoint, stops training and ends normally).
     jobs = {t.number: job_id(t) for t in sweep.trials}
-    assert len(set(jobs.values())) == 6
+    assert len(set(jobs.values())) == len(sweep.trials)
     assert set(slurm.states(*jobs.values()).values()) == {"COMPLETED"}
     assert list((sweep.sweep_dir / ".submitit").glob("*/*_log.out"))
-    # Pruned from inside the job: it reported its epochs to the study and stopped at a rung.
-    pruned = sweep.of_state(States.PRUNED)
-    assert pruned, "no trial was pruned"
-    for t in pruned:
-        assert 1 <= len(t.intermediate_values) < 3
-    for t in sweep.of_state(States.COMPLETE):
-        assert sorted(t.intermediate_values) == [1, 2, 3]
+    # Paused from inside the job at a rung, and resumed in another job from the checkpoint it left.
+    resumed = [c for c in sweep.configs.values() if len(c.trials) > 1]
+    assert resumed, "no configuration was resumed"
+    for config in sweep.configs.values():
+        epochs = [e for t in config.trials for e in sorted(t.intermediate_values)]
+        assert epochs == list(range(1, config.epochs + 1))
+        assert config.epochs == 3 or (config.state == "paused" and config.epochs in (1, 2))
+    for config in resumed:
+        assert len({jobs[t.number] for t in config.trials}) == len(config.trials)
     quiet_console(sweep)
-    assert len(progress_lines(sweep.stdout + sweep.stderr)) == 6
+    assert len(progress_lines(sweep.stdout + sweep.stderr)) == len(sweep.trials)
 
 
 @pytest.mark.slow
@@ -297,10 +300,10 @@ def test_real_train_py_on_slurm_writes_results_wandb_runs_and_the_final_evaluati
 ) -> None:
     sweep, proc, storage = result(runs, "real app")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(sweep.trials) == 2
+    assert len(sweep.configs) == 2
     assert all(t.intermediate_values for t in sweep.trials)  # reported per epoch from the SLURM jobs
     results = sweep.results
-    assert results is not None and results["best_trial"] in (0, 1)
+    assert results is not None and results["best_configuration"] in (0, 1)
     final = yaml.safe_load((sweep.sweep_dir / "final_evaluation.yaml").read_text())
     assert {"incumbent", "baseline"} <= set(final), final
     for evaluation in (final["incumbent"], final["baseline"]):
@@ -310,10 +313,10 @@ def test_real_train_py_on_slurm_writes_results_wandb_runs_and_the_final_evaluati
     jobs = [job_id(t) for t in sweep.trials] + [
         job_id(Path(final[name]["output_dir"])) for name in ("incumbent", "baseline")
     ]
-    assert len(set(jobs)) == 4
+    assert len(set(jobs)) == len(sweep.trials) + 2
     assert set(slurm.states(*{j.split("_")[0] for j in jobs}).values()) == {"COMPLETED"}
     # W&B (offline): a run per trial, the final evaluation, the baseline, and the sweep's own run.
-    assert len(list((sweep.sweep_dir / "wandb").glob("offline-run-*"))) == 5
+    assert len(list((sweep.sweep_dir / "wandb").glob("offline-run-*"))) == len(sweep.trials) + 3
     quiet_console(sweep)
     # The storage's password is in no output, saved config, log, pickled submitit job or W&B run file.
     password = str(urlsplit(storage).password)
@@ -330,8 +333,10 @@ def test_an_array_of_sweepers_shares_one_postgres_study_and_its_budget(
     tasks = slurm.states(array)
     assert sorted(tasks) == [f"{array}_{i}" for i in range(3)] and set(tasks.values()) == {"COMPLETED"}
     trials = counted(sweep.trials)
-    assert len(trials) == 10  # a global budget: not 3 x 10, not one more
+    assert len(sweep.configs) == 10  # a global budget: not 3 x 10, not one more
     assert all(t.state in (States.COMPLETE, States.PRUNED) for t in trials)
+    resumed_from = [t.user_attrs["resume"]["trial"] for t in trials if "resume" in t.user_attrs]
+    assert len(resumed_from) == len(set(resumed_from))  # no paused configuration resumed twice
     # Job directories are named by trial number: three sweepers never write into one.
     job_dirs = [p for p in sweep.sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     assert sorted(int(p.name) for p in job_dirs) == sorted(t.number for t in trials)
@@ -356,7 +361,7 @@ def test_scancel_of_a_trials_job_fails_that_trial_and_the_sweep_goes_on(
     reason = victim.user_attrs["fail_reason"]
     assert f"Job {cancelled} " in reason and "CANCELLED" in reason, reason
     # The other trials ran to the end or were pruned, and the sweep reached n_trials.
-    assert len(sweep.trials) == 3
+    assert len(sweep.configs) == 3
     others = [t for t in sweep.trials if t.number != number]
     assert all(t.state in (States.COMPLETE, States.PRUNED) for t in others)
     assert not error_lines(sweep.stderr)
@@ -377,5 +382,5 @@ def test_a_cancelled_sweeper_job_resubmitted_resumes_to_n_trials_retrying_its_tr
     assert len(retries) == 1 and retries[0].state in (States.COMPLETE, States.PRUNED)
     if stale.params:  # killed after its configuration was sampled: the same one runs again
         assert retries[0].params == stale.params
-    assert len(counted(trials)) == 4  # exactly n_trials: the retry stands in for the stale trial
+    assert len(sweep.configs) == 4  # exactly n_trials: the retry stands in for the stale trial
     assert "BOHB: study 'cheap'" in second_log and "Traceback" not in second_log

@@ -12,8 +12,10 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from sweeps import REPO_ROOT, run_in_process, train_sweep_cli
+from sweeps import REPO_ROOT, progress_lines, run_in_process, train_sweep_cli
 from wandb_runs import inspect, wandb_lines
+
+from hydra_plugins.hydra_bohb_sweeper import _scheduling
 
 N_TRIALS = 8
 TABLE_1 = {
@@ -44,9 +46,7 @@ def load_study(sweep_dir: Path) -> optuna.Study:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sweep_dir = tmp_path_factory.mktemp("sweep")
-    proc = train_sweep_cli(
-        sweep_dir, f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.pruner.max_resource=3"
-    )
+    proc = train_sweep_cli(sweep_dir, f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.budget=3")
     (sweep_dir / "console.txt").write_text(proc.stdout + proc.stderr)
     return sweep_dir
 
@@ -56,23 +56,25 @@ def test_the_console_shows_one_line_per_trial_and_little_else(sweep: Path) -> No
     """Start, one line per trial, the final evaluation, the W&B hint and the summary: no launcher
     banners, Lightning or W&B messages (they are in sweep.log and each job's log)."""
     console = (sweep / "console.txt").read_text().splitlines()
-    assert len(console) <= N_TRIALS + 15, "\n".join(console)
-    assert sum("] trial " in line for line in console) == N_TRIALS
+    n_run = len(load_study(sweep).get_trials())  # the configurations' segments
+    assert len(console) <= n_run + 15, "\n".join(console)
+    assert len(progress_lines("\n".join(console))) == n_run
     assert not [line for line in console if "warning" in line.lower() or "GPU available" in line]
     job_log = (sweep / "0" / "train.log").read_text()
     assert "val_acc_best=" in job_log or "GPU available" in job_log
 
 
 @pytest.mark.slow
-def test_sweep_prunes_mid_training_inside_table_1(sweep: Path) -> None:
+def test_sweep_pauses_and_resumes_inside_table_1(sweep: Path) -> None:
     trials = load_study(sweep).get_trials()
-    assert len(trials) == N_TRIALS
+    configs = _scheduling.configurations(trials)
+    assert len(configs) == N_TRIALS
     states = {t.state for t in trials}
     assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
-    assert complete and pruned
-    assert min(len(t.intermediate_values) for t in pruned) < max(len(t.intermediate_values) for t in complete)
+    complete = [c for c in configs.values() if c.state == "complete"]
+    paused = [c for c in configs.values() if c.state == "paused"]
+    assert complete and paused
+    assert max(c.epochs for c in paused) < 3 and all(c.epochs == 3 for c in complete)
     for t in trials:
         for name, value in t.params.items():
             assert TABLE_1[name](value), f"trial {t.number}: {name}={value} outside Table 1"
@@ -102,15 +104,19 @@ def test_results_file_and_best_config_retrain(sweep: Path) -> None:
 
 
 @pytest.mark.slow
-def test_final_evaluation_tests_incumbent_and_baseline_once(sweep: Path) -> None:
+def test_final_evaluation_tests_only_the_pick_of_the_top_three_and_the_baseline(sweep: Path) -> None:
     final = yaml.safe_load((sweep / "final_evaluation.yaml").read_text())
-    study = load_study(sweep)
-    incumbent, baseline = final["incumbent"], final["baseline"]
-    assert incumbent["best_trial"] == study.best_trial.number
-    for record in (incumbent, baseline):
-        assert record["state"] == "complete"
+    incumbent, baseline, candidates = final["incumbent"], final["baseline"], final["candidates"]
+    assert len(candidates) == 3  # conf/sweeper/bohb.yaml's top_k
+    for record in candidates:  # retrained, validated, never tested
+        assert record["state"] == "complete" and "test_acc" not in record["metrics"]
         assert record["metrics"]["epochs"] == 3
-        assert 0.1 < record["metrics"]["test_acc"] <= 1.0
+    best = max(candidates, key=lambda r: r["value"])
+    assert incumbent["configuration"] == best["configuration"]
+    # The pick's kept weights are tested, not trained again: the same validation accuracy, its epochs.
+    assert incumbent["value"] == pytest.approx(best["value"], abs=1e-6)
+    assert incumbent["metrics"]["epochs"] == 3 and 0.1 < incumbent["metrics"]["test_acc"] <= 1.0
+    assert baseline["state"] == "complete" and 0.1 < baseline["metrics"]["test_acc"] <= 1.0
     # The baseline is the job's default model (the seed's 3 conv layers, 29,290 parameters).
     assert baseline["metrics"]["n_parameters"] == 29290
     assert "model.n_conv_layers" not in " ".join(baseline["overrides"])
@@ -137,26 +143,31 @@ def test_wandb_run_per_trial_and_sweep_offline_when_the_server_is_out_of_reach(s
     assert "is out of reach" in line and "wandb sync" in line
     assert not list((sweep / "wandb").glob("run-*")), "an online run was attempted"
     runs = [inspect(run_dir) for run_dir in sorted((sweep / "wandb").glob("offline-run-*"))]
-    by_name = {run["name"]: run for run in runs}
-    # One run per trial, the final evaluations (incumbent and baseline) and the sweep's own run.
-    assert len(runs) == N_TRIALS + 3
-    names = [run["name"] for run in runs]
-    evaluations = {"final-jahs-bohb", "baseline-jahs-bohb"}
-    assert sorted(names) == sorted(
-        [f"trial-{n}" for n in range(N_TRIALS)] + [*evaluations, "sweep-jahs-bohb"]
-    )
     study = load_study(sweep)
-    for trial in study.get_trials():
-        run = by_name[f"trial-{trial.number}"]
-        assert run["state"] == "finished"
-        for name, value in trial.params.items():
-            assert run["config"][name] == value
-        summary = run["summary"]
-        assert summary["state"] == trial.state.name.lower()
-        assert summary["epochs"] == len(trial.intermediate_values)
-        if trial.state == optuna.trial.TrialState.PRUNED:
-            assert summary["reason"].startswith("pruned after epoch")
-    sweep_summary = by_name["sweep-jahs-bohb"]["summary"]
+    trials = study.get_trials()
+    configs = _scheduling.configurations(trials)
+    # A run per trial (the segments of one configuration share its run id: after `wandb sync` they are
+    # one run), the final evaluation's candidates, the pick's test, the baseline and the sweep's own run.
+    assert len(runs) == len(trials) + 3 + 3
+    by_name: dict[str, list[dict]] = {}
+    for run in runs:
+        by_name.setdefault(run["name"], []).append(run)
+    evaluations = {"final-jahs-bohb", "baseline-jahs-bohb", "sweep-jahs-bohb"}
+    candidates = {f"candidate-{c['configuration']}" for c in yaml.safe_load(
+        (sweep / "final_evaluation.yaml").read_text())["candidates"]}  # fmt: skip
+    assert set(by_name) == {f"trial-{n}" for n in configs} | evaluations | candidates
+    for number, config in configs.items():
+        segments = sorted(by_name[f"trial-{number}"], key=lambda r: r["start_time"])
+        assert len(segments) == len(config.trials) and len({r["run_id"] for r in segments}) == 1
+        assert all(run["state"] == "finished" for run in segments)
+        for name, value in config.trials[0].params.items():
+            assert segments[0]["config"][name] == value
+        summary = segments[-1]["summary"]  # what the configuration came to
+        assert summary["state"] == config.state
+        assert summary["epochs"] == config.epochs
+        if config.state == "paused":
+            assert summary["reason"].startswith("paused after epoch")
+    sweep_summary = by_name["sweep-jahs-bohb"][0]["summary"]
     assert sweep_summary["best_value"] == pytest.approx(study.best_value)
     assert sweep_summary["n_trials"] == N_TRIALS
     assert 0 < sweep_summary["incumbent/test_acc"] <= 1

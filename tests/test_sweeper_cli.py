@@ -36,6 +36,8 @@ from sweeps import (
     sweep_cli,
 )
 
+from hydra_plugins.hydra_bohb_sweeper import _scheduling
+
 States = optuna.trial.TrialState
 PLUGIN_DIR = REPO_ROOT / "hydra_plugins" / "hydra_bohb_sweeper"
 TOY_APP = REPO_ROOT / "tests" / "foreign_app" / "toy.py"
@@ -93,7 +95,10 @@ def killed_then_resumed(root: Path, wait_s: float, heartbeat_s: int) -> tuple[li
     """A sweep killed (SIGKILL) in the middle of its first trial, then resumed after `wait_s` seconds.
 
     With heartbeats every `heartbeat_s` seconds, a trial is stale 4 heartbeats after its sweeper died."""
-    settings = (f"hydra.sweeper.heartbeat_interval={heartbeat_s}", "hydra.sweeper.n_trials=3")
+    settings = (
+        f"hydra.sweeper.heartbeat_interval={heartbeat_s}", "hydra.sweeper.n_trials=3",
+        "hydra/sweeper/pruner=none",  # the first trial runs all its epochs: a long time to be killed in
+    )  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, CHEAP_APP, "-m", f"hydra.sweep.dir={root}", *settings, "sleep_s=0.3"],
         cwd=REPO_ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -115,6 +120,36 @@ def killed_then_resumed(root: Path, wait_s: float, heartbeat_s: int) -> tuple[li
     return killed, sweep_cli(root, *settings)
 
 
+def killed_with_configurations_paused(root: Path) -> tuple[list[Any], list[Path], Sweep]:
+    """A sweep SIGKILLed while configurations wait paused at a rung and another trial trains, with a
+    half-written checkpoint left behind (a job killed while saving), then resumed once the killed trial
+    is stale. Returns the trials at the kill, the checkpoints they recorded, and the resumed sweep."""
+    settings = ("hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.n_trials=9")
+    proc = subprocess.Popen(
+        [sys.executable, CHEAP_APP, "-m", f"hydra.sweep.dir={root}", *settings, "sleep_s=0.3"],
+        cwd=REPO_ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + TIMEOUT_S
+    trials: list[Any] = []
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            trials = optuna.load_study(study_name="cheap", storage=storage_url(root)).get_trials()
+        except Exception:  # no study yet
+            trials = []
+        paused = [t for t in trials if "paused" in t.user_attrs]
+        if len(paused) >= 3 and any(t.state == States.RUNNING and t.intermediate_values for t in trials):
+            break
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    killed = optuna.load_study(study_name="cheap", storage=storage_url(root)).get_trials()
+    checkpoints = [Path(t.user_attrs["paused"]["path"]) for t in killed if "paused" in t.user_attrs]
+    # What a job killed while saving leaves: a temporary file beside the checkpoint, never renamed.
+    (checkpoints[0].parent / f".{checkpoints[0].name}.4242.tmp").write_text("{half-writ")
+    time.sleep(5.0)  # the killed trial goes stale 4 heartbeats after its sweeper died
+    return killed, [c for c in checkpoints if c.exists()], sweep_cli(root, *settings)
+
+
 # name -> what to run in a fresh directory; the longest first, so the short ones fill the gaps.
 FAST_RUNS: dict[str, Callable[[Path], Any]] = {
     "bad input": lambda d: sweep_cli(d / "sweep", "hydra.sweeper.pruner.reduction_factor=1"),
@@ -124,6 +159,7 @@ SLOW_RUNS: dict[str, Callable[[Path], Any]] = {
     # Resumed once the killed trial is stale (4 s), or at once, well before it is (12 s): mostly waiting.
     "killed, resumed late": lambda d: killed_then_resumed(d / "sweep", wait_s=5.0, heartbeat_s=1),
     "killed, resumed at once": lambda d: killed_then_resumed(d / "sweep", wait_s=0.0, heartbeat_s=3),
+    "killed with configurations paused": lambda d: killed_with_configurations_paused(d / "sweep"),
     "toy": toy_sweep,
     "readme app": readme_app_sweep,
 }
@@ -250,6 +286,23 @@ def test_retry_of_a_killed_trial_runs_when_resumed_at_once(slow_runs: dict[str, 
     assert not [t.number for t in run.trials if t.state in (States.RUNNING, States.WAITING)]
     retries = [t for t in run.trials if t.system_attrs.get("failed_trial") == 0]
     assert [t.state in (States.COMPLETE, States.PRUNED) for t in retries] == [True]
+
+
+@pytest.mark.slow
+def test_paused_configurations_survive_a_killed_sweeper_and_resume(slow_runs: dict[str, Future[Any]]) -> None:
+    killed, checkpoints, run = result(slow_runs, "killed with configurations paused")
+    paused = [t.number for t in killed if "paused" in t.user_attrs]
+    assert len(paused) >= 3 and any(t.state == States.RUNNING for t in killed)
+    assert len(checkpoints) == len(paused)  # every paused configuration kept its checkpoint
+    run.assert_ok()
+    configs = _scheduling.configurations(run.trials)
+    assert len(configs) == 9 and {c.state for c in configs.values()} <= {"complete", "paused"}
+    # Configurations paused before the kill were resumed after it, from the checkpoints they recorded
+    # (the half-written file beside one was never read: the app would fail on its JSON).
+    after = [t for t in run.trials if t.number >= len(killed) and "resume" in t.user_attrs]
+    assert {t.user_attrs["resume"]["trial"] for t in after} & set(paused)
+    assert all(t.state in (States.COMPLETE, States.PRUNED) for t in after)
+    assert not (run.sweep_dir / "checkpoints").exists()  # nothing left once the sweep has ended
 
 
 # --- plugin discovery -----------------------------------------------------------------------------

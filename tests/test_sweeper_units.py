@@ -337,7 +337,16 @@ def test_a_job_attaches_to_its_trial_reports_and_is_never_pruned_at_its_full_bud
         monkeypatch.setenv(key, value)
     job = client.current_job()
     assert job == client.SweepJob("jobs", url, names.TRIAL, trial.number, 3, config_number=trial.number)
-    assert job.wandb_names() == {"name": f"trial-{trial.number}", "group": "jobs", "job_type": "trial"}
+    run = job.wandb_names()
+    assert {k: run[k] for k in ("name", "group", "job_type", "resume")} == {
+        "name": f"trial-{trial.number}", "group": "jobs", "job_type": "trial", "resume": "allow",
+    }  # fmt: skip
+    # The segments of a configuration continue one W&B run; other studies' runs have other ids.
+    assert (
+        run["id"]
+        == client.SweepJob("jobs", url, names.TRIAL, 7, 3, config_number=trial.number).wandb_names()["id"]
+    )
+    assert run["id"] != client.SweepJob("other", url, names.TRIAL, 0, 3).wandb_names()["id"]
     attached = client.current_trial()
     assert attached is not None and attached.params == trial.params
     assert attached.resume_from is None and attached.resume_epoch == 0

@@ -60,12 +60,8 @@ def discard_unresumed(study: optuna.Study, folder: Path) -> None:
     for config in _scheduling.configurations(trials).values():
         for path in _recorded(config):
             _remove(path)
-    if folder.is_dir():
-        for sub in folder.iterdir():
-            with contextlib.suppress(OSError):
-                sub.rmdir()  # empty configuration folders only
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+    # What is left in this sweep's folder no trial recorded: files that killed jobs were writing.
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove(path: Path) -> None:

@@ -187,14 +187,15 @@ def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] |
     models = evaluations.sweep_dir.resolve() / "candidate-models"
     jobs = {f"{names.CANDIDATE}-{c.number}": merge(_overrides_of(c), extra) for c in chosen}
     env = {
-        role: {
+        f"{names.CANDIDATE}-{c.number}": {
             names.ENV_ROLE: names.CANDIDATE,
-            **({names.ENV_SAVE_MODEL: str(models / role)} if test_extra else {}),
+            names.ENV_CONFIG: str(c.number),
+            **({names.ENV_SAVE_MODEL: str(models / f"{names.CANDIDATE}-{c.number}")} if test_extra else {}),
         }
-        for role in jobs
+        for c in chosen
     }
     if want_baseline:
-        jobs[names.BASELINE] = merge(_baseline_overrides(settings, space), [*extra, *test_extra])
+        jobs[names.BASELINE] = merge(merge(_baseline_overrides(settings, space), extra), test_extra)
     records = evaluations.launch(jobs, env)
     scored = [
         (c, records[f"{names.CANDIDATE}-{c.number}"])
@@ -226,12 +227,13 @@ def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] |
         if test_extra:
             saved = models / f"{names.CANDIDATE}-{pick.number}"
             test_env = {
-                names.ENV_ROLE: names.TEST,
+                names.ENV_ROLE: names.FINAL,
+                names.ENV_CONFIG: str(pick.number),
                 **({names.ENV_LOAD_MODEL: str(saved)} if saved.exists() else {}),
             }
             log.info("BOHB: #%d picked (%s); testing it: %s", pick.number, why, " ".join(test_extra))
             tested = evaluations.launch(
-                {names.FINAL: merge(_overrides_of(pick), [*extra, *test_extra])}, {names.FINAL: test_env}
+                {names.FINAL: merge(merge(_overrides_of(pick), extra), test_extra)}, {names.FINAL: test_env}
             )
             incumbent.update(tested[names.FINAL])
             incumbent["candidate_value"] = pick_record["value"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytorch_lightning as pl
@@ -56,19 +56,26 @@ class PruningCallback(pl.Callback):
         if trainer.max_epochs is not None and epoch >= trainer.max_epochs:
             return
         if self.can_pause and self.trial.should_pause():
-            self.checkpoint = self.trial.save_checkpoint(lambda path: trainer.save_checkpoint(path))
-            self.paused_at_epoch = epoch
+            self.paused_at_epoch = epoch  # the checkpoint is saved once the epoch has ended (on_fit_end)
             trainer.should_stop = True
         elif self.trial.should_prune():
             self.pruned_at_epoch = epoch
             trainer.should_stop = True
 
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Saved here, not at validation: Lightning counts the epoch as done only after its end hooks,
+        # and a checkpoint saved earlier would resume by replaying the end of that epoch.
+        if self.paused_at_epoch is not None:
+            self.checkpoint = self.trial.save_checkpoint(lambda path: trainer.save_checkpoint(path))
+
     def state_dict(self) -> dict[str, Any]:
         """Saved in the checkpoint: the random number generators, so that the batches, augmentations
         and dropout masks after a resume are those the trial would have drawn without the pause."""
+        # Tensors and plain Python values only: Lightning loads checkpoints with `weights_only`.
+        kind, keys, position, has_gauss, cached = cast(tuple, np.random.get_state())
         state: dict[str, Any] = {
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
+            "numpy": [kind, torch.from_numpy(keys.copy()), position, has_gauss, cached],
             "python": random.getstate(),
         }
         if torch.cuda.is_available():
@@ -77,7 +84,8 @@ class PruningCallback(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         torch.set_rng_state(state_dict["torch"])
-        np.random.set_state(state_dict["numpy"])
+        kind, keys, position, has_gauss, cached = state_dict["numpy"]
+        np.random.set_state((kind, keys.numpy(), position, has_gauss, cached))
         random.setstate(state_dict["python"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])

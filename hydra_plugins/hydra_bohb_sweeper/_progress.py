@@ -50,8 +50,8 @@ class Progress:
         epochs = ""
         if self.jobs_report:
             resume = trial.user_attrs.get(RESUME_ATTR)
-            first = f"{int(resume['epoch']) + 1}-" if resume else ""
-            epochs = f"epochs {first}{reached}/{self.budget}  "
+            first = f"{int(resume['epoch']) + 1}-" if resume and reached else ""
+            epochs = f"epochs {first}{reached or '-'}/{self.budget}  "
         started = len(configs)
         line = (
             f"[{started:>{len(str(self.n_trials))}}/{self.n_trials}] {name:<5s} {state:<8s} {epochs}"

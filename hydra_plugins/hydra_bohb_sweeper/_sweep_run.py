@@ -11,12 +11,13 @@ from typing import Any, cast
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.hydra_bohb_sweeper import _scheduling
 from hydra_plugins.hydra_bohb_sweeper._pareto import objective_names
 from hydra_plugins.hydra_bohb_sweeper._results import epochs_trained
 from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace
 from hydra_plugins.hydra_bohb_sweeper._settings import Settings
 from hydra_plugins.hydra_bohb_sweeper._storage import redact
-from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, METRICS_ATTR
+from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, METRICS_ATTR, PAUSED_ATTR
 from hydra_plugins.hydra_bohb_sweeper.wandb_mode import wandb_mode, wandb_offline_because, wandb_run_mode
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ class SweepRun:
             return
         row: dict[str, Any] = {
             "trial": trial.number,
-            "state": trial.state.name.lower(),
+            "configuration": _scheduling.config_number(trial),
+            "state": _state(trial),
             "epochs": epochs_trained(trial),
             "elapsed_s": elapsed_s,
         }
@@ -105,13 +107,15 @@ class SweepRun:
             objectives = objective_names(study) if len(study.directions) > 1 else ["value"]
             params = sorted({name for t in trials for name in t.params})
             metrics = sorted({name for t in trials for name in t.user_attrs.get(METRICS_ATTR, {})})
-            columns: list[Any] = ["trial", "state", *objectives, "epochs", *params, *metrics, "fail_reason"]
+            columns: list[Any] = [
+                "trial", "configuration", "state", *objectives, "epochs", *params, *metrics, "fail_reason"
+            ]  # fmt: skip
             table = wandb.Table(columns=columns)
             for t in trials:
                 returned = t.user_attrs.get(METRICS_ATTR, {})
                 values = t.values or [None] * len(objectives)
                 table.add_data(
-                    t.number, t.state.name.lower(), *values, epochs_trained(t),
+                    t.number, _scheduling.config_number(t), _state(t), *values, epochs_trained(t),
                     *(t.params.get(n) for n in params), *(returned.get(m) for m in metrics),
                     t.user_attrs.get(FAIL_REASON_ATTR),
                 )  # fmt: skip
@@ -137,6 +141,7 @@ class SweepRun:
             flat_final = {
                 f"{role}/{k}": v
                 for role, record in (results.get("final_evaluation") or {}).items()
+                if isinstance(record, dict)  # not the list of candidates: the table has them
                 for k, v in {**record, **(record.get("metrics") or {})}.items()
             }
             best_metrics = {f"best/{k}": v for k, v in (results.get("best_metrics") or {}).items()}
@@ -158,3 +163,8 @@ class SweepRun:
             )
         else:
             log.info("W&B: %s", self.run.url)
+
+
+def _state(trial: optuna.trial.FrozenTrial) -> str:
+    """complete, paused (at a rung, with a checkpoint), pruned, fail or running."""
+    return "paused" if trial.user_attrs.get(PAUSED_ATTR) else trial.state.name.lower()

@@ -32,6 +32,7 @@ imported when a trial is attached, Lightning only when `PruningCallback` is used
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it is in
 # sys.modules, where a dataclass cannot resolve string annotations.
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ class SweepJob:
 
     study_name: str
     storage: str  # the storage URL, its password redacted
-    role: str  # names.TRIAL; after the search names.CANDIDATE, names.TEST, names.FINAL or names.BASELINE
+    role: str  # names.TRIAL; after the search names.CANDIDATE, names.FINAL (the pick) or names.BASELINE
     trial_number: int | None  # None for the evaluations after the search
     budget: int | None  # epochs of a full trial
     config_number: int | None = None  # the trial's configuration (the number of its first trial)
@@ -74,10 +75,17 @@ class SweepJob:
 
     def wandb_names(self) -> dict[str, str]:
         """name, group and job_type of this job's W&B run, as the sweep's own run groups them. The
-        segments of one configuration share a name: `trial-<configuration>`."""
+        segments of one configuration are one run, `trial-<configuration>`: `id` is the same for all of
+        them (derived from the study and its storage) and a resumed segment continues it."""
         if self.role == names.TRIAL:
             number = self.config_number if self.config_number is not None else self.trial_number
-            return {"name": f"trial-{number}", "group": self.study_name, "job_type": "trial"}
+            study = hashlib.sha1(f"{self.storage}|{self.study_name}".encode()).hexdigest()[:10]
+            return {
+                "name": f"trial-{number}", "group": self.study_name, "job_type": "trial",
+                "id": f"bohb-{study}-{number}", "resume": "allow",
+            }  # fmt: skip
+        if self.role == names.CANDIDATE:  # one of the configurations retrained for the final pick
+            return {"name": f"candidate-{self.config_number}", "group": self.study_name, "job_type": "final"}
         return {"name": f"{self.role}-{self.study_name}", "group": self.study_name, "job_type": "final"}
 
     def save_model(self, write: Callable[[Path], Any]) -> Path | None:

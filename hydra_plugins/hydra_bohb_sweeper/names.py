@@ -37,9 +37,8 @@ OBJECTIVE_ATTR = "objective"  # the objective's key (a list with several), when 
 COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
 
 # Who a launched job is: one of the study's trials, or an evaluation after the search: a candidate
-# retrained for the final pick, the pick tested, or the baseline.
-TRIAL, FINAL, BASELINE = "trial", "final", "baseline"
-CANDIDATE, TEST = "candidate", "test"
+# retrained for the final pick, the final evaluation of the pick (its test), or the baseline.
+TRIAL, CANDIDATE, FINAL, BASELINE = "trial", "candidate", "final", "baseline"
 CHECKPOINTS_DIR = "checkpoints"  # in the sweep directory: one folder per paused configuration
 
 # The environment of a launched job (set through `hydra.job.env_set`, so every launcher passes it on
@@ -47,12 +46,12 @@ CHECKPOINTS_DIR = "checkpoints"  # in the sweep directory: one folder per paused
 ENV_STUDY = "HYDRA_BOHB_STUDY"
 ENV_STORAGE = "HYDRA_BOHB_STORAGE"  # the storage URL, its password redacted
 ENV_TRIAL = "HYDRA_BOHB_TRIAL"  # the trial number; absent for evaluations after the search
-ENV_CONFIG = "HYDRA_BOHB_CONFIG"  # the trial's configuration (the number of its first trial)
-ENV_ROLE = "HYDRA_BOHB_ROLE"  # TRIAL, CANDIDATE, TEST, FINAL or BASELINE
+ENV_CONFIG = "HYDRA_BOHB_CONFIG"  # the configuration of a trial or a candidate (its first trial's number)
+ENV_ROLE = "HYDRA_BOHB_ROLE"  # TRIAL, CANDIDATE, FINAL or BASELINE
 ENV_BUDGET = "HYDRA_BOHB_BUDGET"  # epochs of a full trial: a trial that reaches it is never pruned
 ENV_CHECKPOINTS = "HYDRA_BOHB_CHECKPOINTS"  # where a trial saves the checkpoint it pauses with
 ENV_SAVE_MODEL = "HYDRA_BOHB_SAVE_MODEL"  # where a final candidate saves its trained model
-ENV_LOAD_MODEL = "HYDRA_BOHB_LOAD_MODEL"  # the model a test job evaluates (a candidate's)
+ENV_LOAD_MODEL = "HYDRA_BOHB_LOAD_MODEL"  # the model the final evaluation tests (the pick's)
 # The storage URL with its password, exported by the sweeper only (never written to a file); jobs
 # inherit it from the sweeper's process environment.
 ENV_STORAGE_SECRET = "HYDRA_BOHB_STORAGE_URL"

@@ -28,10 +28,12 @@ def init_kwargs(
     config: dict[str, Any],
     save_dir: Path,
     quiet: bool = False,
+    **resumable: str,
 ) -> dict[str, Any]:
     """Arguments for `wandb.init` (also accepted by Lightning's WandbLogger).
 
     `quiet` drops W&B's own console banner (a sweep prints one hint for all its runs instead).
+    `resumable`: `id` and `resume` of a run that continues over several jobs (a paused trial's).
     """
     save_dir.mkdir(parents=True, exist_ok=True)
     extra: dict[str, Any] = dict(wandb_cfg.get("init_kwargs") or {})
@@ -49,6 +51,7 @@ def init_kwargs(
         "tags": list(wandb_cfg.get("tags") or []),
         "reinit": "create_new",  # never reuse a run left open by an earlier trial in this process
         **({"settings": _quiet_settings()} if quiet else {}),
+        **resumable,
         **extra,
     }
 

@@ -66,7 +66,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         first = saved["epoch"] + 1
     for epoch in range(first, cfg.max_epochs + 1):
         time.sleep(cfg.sleep_s)
-        if cfg.chaos and epoch == 2 and trial is not None and trial.number == cfg.chaos_trial:
+        if cfg.chaos and epoch == cfg.chaos_epoch and trial is not None and trial.number == cfg.chaos_trial:
             misbehave(cfg.chaos)
         value = learning_curve(cfg.x, cfg.y, cfg.z, epoch)
         if cfg.epochs_log:
