@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import yaml
@@ -33,6 +33,9 @@ from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override
 from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace
 from hydra_plugins.hydra_bohb_sweeper._settings import Settings
 from hydra_plugins.hydra_bohb_sweeper._storage import redact
+
+if TYPE_CHECKING:
+    from hydra_plugins.hydra_bohb_sweeper._ending import SweepEnd
 
 log = logging.getLogger(__name__)
 BASELINE_SEARCH = "baseline-search"  # the baseline at the search budget, as the trials were trained
@@ -116,21 +119,15 @@ def _number(value: float) -> str:
     return f"{value:.4g}" if isinstance(value, float) and not value.is_integer() else f"{int(value)}"
 
 
-def run(
-    launcher: Launcher,
-    study: optuna.Study,
-    sweep_dir: Path,
-    settings: Settings,
-    space: SearchSpace,
-    storage: str,
-    logging_overrides: list[str],
-) -> dict[str, Any] | None:
-    """`storage`: the URL as jobs may see it (password redacted); `logging_overrides`: what every job
-    of the sweep gets for its logging."""
-    evaluations = Evaluations(launcher, study, sweep_dir, settings, storage, logging_overrides)
+def run(end: SweepEnd) -> dict[str, Any] | None:
+    """The final evaluation of a finished sweep, written to final_evaluation.yaml."""
+    evaluations = Evaluations(
+        end.launcher, end.study, end.sweep_dir, end.settings, end.shown_storage, end.logging_overrides
+    )
+    settings, space = end.settings, end.space
     record = _front(evaluations, space) if settings.multi_objective else _incumbent(evaluations, space)
     if record is not None:
-        write_yaml(sweep_dir / names.FINAL_FILE, record)
+        write_yaml(end.sweep_dir / names.FINAL_FILE, record)
     return record
 
 

@@ -23,7 +23,7 @@ from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _checkpoints, _console, _final, _outputs, _scheduling, names
+from hydra_plugins.hydra_bohb_sweeper import _checkpoints, _console, _ending, _scheduling, names
 from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides
 from hydra_plugins.hydra_bohb_sweeper._outcome import Outcome, one_line, outcome_of
 from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override, prepare
@@ -97,27 +97,21 @@ class BOHBSweep:
         )
         record = sweep_record(settings, space, self._shown_storage)
         self.sweep_run = SweepRun.start(wandb_settings, self.sweep_dir, settings.study_name, record)
-        final = None
+        end = _ending.SweepEnd(
+            study=study, settings=settings, space=space, sweep_dir=self.sweep_dir, launcher=self.launcher,
+            storage_url=self.storage_url, shown_storage=self._shown_storage,
+            logging_overrides=self.logging_overrides, sweep_run=self.sweep_run, checkpoints=self.checkpoints,
+        )  # fmt: skip
         self.quota.start_heartbeats()
         try:
             self._run_workers(study)
-            if not self._stop_reason and self.checkpoints is not None:
-                _checkpoints.discard_unresumed(study, self.checkpoints)
-            if settings.final_evaluation_enabled and not self._stop_reason:
-                final = _final.run(
-                    self.launcher,
-                    study,
-                    self.sweep_dir,
-                    settings,
-                    space,
-                    self._shown_storage,
-                    self.logging_overrides,
-                )
+        except BaseException as exc:
+            self._stop_reason = self._stop_reason or f"the sweep stopped: {one_line(exc)}"
+            raise
         finally:
             self.quota.stop_heartbeats()
-            _outputs.write(
-                study, self.sweep_dir, settings, self.storage_url, self._stop_reason, final, self.sweep_run
-            )
+            end.stop_reason = self._stop_reason
+            _ending.run(end)
         if self._stop_reason == INTERRUPTED:
             kept = self.quota.tally().settled
             configs = "1 configuration is" if kept == 1 else f"{kept} configurations are"

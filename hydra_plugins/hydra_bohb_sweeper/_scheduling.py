@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -322,13 +323,27 @@ class Hyperband(Scheduler):
         config = configs[config_number(trial)]
         if epoch >= self.budget or epoch not in self.rungs(config.bracket):
             return CONTINUE
-        ranking = self.ranking(configs, config.bracket, epoch, directions_of(study))
+        directions = directions_of(study)
+        ranking = self.ranking(configs, config.bracket, epoch, directions)
         if config.number in ranking[: len(ranking) // self.eta]:
+            if self.pauses and can_pause and self._promotion_above(configs, epoch, directions):
+                # ASHA promotes from the highest rung first: this worker resumes that configuration,
+                # and this one, promotable here, waits paused for the next free worker.
+                return PAUSE
             return CONTINUE
         if self.pauses and can_pause:
             return PAUSE
         # Stopping's grace: while fewer than eta configurations reached the rung, the best goes on.
         return CONTINUE if len(ranking) < self.eta and ranking[:1] == [config.number] else STOP
+
+    def _promotion_above(
+        self, configs: Mapping[int, Configuration], epoch: int, directions: Sequence[str]
+    ) -> bool:
+        """Whether a paused configuration is promotable at a rung above `epoch` (its checkpoint here)."""
+        config = self._next_promotion(
+            configs, directions, lambda c: c.checkpoint is not None and Path(c.checkpoint["path"]).exists()
+        )
+        return config is not None and (config.paused_at or 0) > epoch
 
     def next_promotion(
         self, study: optuna.Study, resumable: Callable[[Configuration], bool] = lambda c: True
@@ -338,8 +353,13 @@ class Hyperband(Scheduler):
         if not self.pauses:
             return None
         configs = configurations(study.get_trials(deepcopy=False))
+        return self._next_promotion(configs, directions_of(study), resumable)
+
+    def _next_promotion(
+        self, configs: Mapping[int, Configuration], directions: Sequence[str],
+        resumable: Callable[[Configuration], bool],
+    ) -> Configuration | None:  # fmt: skip
         paused = [c for c in configs.values() if c.paused_at is not None]
-        directions = directions_of(study)
         for rung in sorted({c.paused_at for c in paused if c.paused_at is not None}, reverse=True):
             for bracket in sorted({c.bracket for c in paused if c.paused_at == rung}):
                 ranking = self.ranking(configs, bracket, rung, directions)
