@@ -23,12 +23,24 @@ from hydra_plugins.hydra_bohb_sweeper.names import ENV_STORAGE_SECRET
 SQLITE_TIMEOUT_S = 60  # parallel jobs share one SQLite file; wait for its lock instead of failing
 OPEN_ATTEMPTS = 4
 HEARTBEAT_GRACE_FACTOR = 4  # a trial is stale after this many missed heartbeats
-_PASSWORD = re.compile(r"(?P<head>^[a-zA-Z][\w+.-]*://[^:/@]*:)(?P<secret>[^@]*)(?P<tail>@)")
+# A URL inside a line of text (an override, a message), without the punctuation that may follow it.
+_URL = re.compile(r"[a-zA-Z][\w+.-]*://[^\s'\"]*[^\s'\".,:;)\]]")
 
 
-def redact(url: str | None) -> str | None:
-    """The URL with any password replaced by `***`, for logs and files."""
-    return None if url is None else _PASSWORD.sub(r"\g<head>***\g<tail>", url)
+def redact(text: str | None) -> str | None:
+    """`text` with the password of every database URL in it replaced by `***` (SQLAlchemy's own
+    rendering), for logs and files."""
+    return None if text is None else _URL.sub(lambda match: _hidden(match.group(0)), text)
+
+
+def _hidden(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a database URL
+        return url
+    return url if parsed.password is None else parsed.render_as_string(hide_password=True)
 
 
 def has_password(url: str | None) -> bool:
