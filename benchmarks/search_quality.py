@@ -192,25 +192,29 @@ def run_sweep(strategy: str, seed: int, settings: Settings, sweep_dir: Path) -> 
     sweep as Ctrl-C would: the sweeper records the trial in flight as failed and exits with code 2)."""
     import app
     import optuna
-    from hydra._internal.hydra import Hydra
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.test_utils.test_utils import SweepTaskFunction
 
-    overrides = sweep_overrides(strategy, seed, settings, sweep_dir)
-    GlobalHydra.instance().clear()
-    hydra_app = Hydra.create_main_hydra_file_or_module(
-        calling_file=str(APP_DIR / "app.py"), calling_module=None, config_path="conf", job_name="app"
-    )
+    class Multirun(SweepTaskFunction):  # Hydra's in-process multirun, keeping the sweep directory
+        def __exit__(self, *exc: Any) -> None:
+            pass
+
+    multirun = Multirun()
+    multirun.calling_file, multirun.calling_module = str(APP_DIR / "app.py"), None
+    multirun.task_function, multirun.config_path, multirun.config_name = app.run, "conf", "config"
+    multirun.overrides = [
+        o for o in sweep_overrides(strategy, seed, settings, sweep_dir) if "sweep.dir" not in o
+    ]
+    multirun.temp_dir = str(sweep_dir)
     out, err = io.StringIO(), io.StringIO()
     code: Any = 0
+    GlobalHydra.instance().clear()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            hydra_app.multirun(
-                config_name="config", task_function=app.run, overrides=overrides, with_log_configuration=False
-            )
+            with multirun:
+                pass
         except SystemExit as exc:
             code = exc.code
-        finally:
-            GlobalHydra.instance().clear()
     ledger = mlp_task.Ledger.open(sweep_dir / "epochs.jsonl", settings.budget_epochs)
     if not ledger.spent:
         raise RuntimeError(

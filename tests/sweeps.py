@@ -26,8 +26,9 @@ from typing import Any
 
 import optuna
 import yaml
-from hydra._internal.hydra import Hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.test_utils.test_utils import SweepTaskFunction
 from omegaconf import DictConfig
 from wandb_runs import unreachable_env
 
@@ -129,6 +130,14 @@ def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
         optuna.logging.enable_default_handler()
 
 
+class _KeptSweep(SweepTaskFunction):
+    """Hydra's own in-process multirun of a task function (its test utilities), keeping the sweep
+    directory for the test to read."""
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
 def sweep_in_process(
     sweep_dir: Path,
     *overrides: str,
@@ -139,23 +148,21 @@ def sweep_in_process(
 ) -> Sweep:
     """`python <app> -m <overrides>` in this process: Hydra's multirun with the app's config and `task`
     (default: the cheap app's `run`). A sweep that exits (an `error:` line) gets its exit code."""
-    GlobalHydra.instance().clear()
-    hydra_app = Hydra.create_main_hydra_file_or_module(
-        calling_file=str(app), calling_module=None, config_path="conf", job_name=app.stem
-    )
+    sweep = _KeptSweep()
+    sweep.calling_file, sweep.calling_module = str(app), None
+    sweep.task_function = task or cheap_task.run
+    sweep.config_path, sweep.config_name = "conf", config_name
+    sweep.overrides, sweep.temp_dir = list(overrides), str(sweep_dir)
     returncode = 0
+    GlobalHydra.instance().clear()
     with _captured() as (out, err):
         try:
-            hydra_app.multirun(
-                config_name=config_name,
-                task_function=task or cheap_task.run,
-                overrides=[*overrides, f"hydra.sweep.dir={sweep_dir}"],
-                with_log_configuration=False,
-            )
+            with sweep:
+                pass
         except SystemExit as exc:
             returncode = int(exc.code or 0)
-        finally:
-            GlobalHydra.instance().clear()
+    if returncode and not any(sweep_dir.iterdir()):  # refused before any study: no folder, as on the CLI
+        sweep_dir.rmdir()
     return Sweep(sweep_dir, returncode, out.getvalue(), err.getvalue(), study_name).read_back()
 
 
@@ -243,25 +250,16 @@ def compose_sweep(
     overrides: Sequence[str], app: Path = CHEAP_APP, config_name: str = "config"
 ) -> tuple[DictConfig, Callable[[Sequence[str]], DictConfig]]:
     """The app's config as the sweeper receives it (hydra node included), and the function that composes
-    a job's config from it, as the sweeper's preflight does."""
-    GlobalHydra.instance().clear()
-    hydra_app = Hydra.create_main_hydra_file_or_module(
-        calling_file=str(app), calling_module=None, config_path="conf", job_name=app.stem
-    )
-    from hydra.types import RunMode
+    a job's config with more overrides, as the sweeper's preflight does (Hydra's compose API)."""
 
-    config = hydra_app.compose_config(
-        config_name=config_name,
-        overrides=list(overrides),
-        run_mode=RunMode.MULTIRUN,
-        with_log_configuration=False,
-    )
-    loader = hydra_app.config_loader
+    def compose_with(extra: Sequence[str]) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(
+            config_dir=str(app.parent / "conf"), version_base="1.3", job_name=app.stem
+        ):
+            return compose(config_name=config_name, overrides=[*overrides, *extra], return_hydra_config=True)
 
-    def compose(job_overrides: Sequence[str]) -> DictConfig:
-        return loader.load_sweep_config(config, list(job_overrides))
-
-    return config, compose
+    return compose_with([]), compose_with
 
 
 def sweeper_settings(config: DictConfig) -> dict[str, Any]:
