@@ -70,15 +70,18 @@ def toy_sweep(root: Path) -> Sweep:
     return sweep_cli(root / "sweep", *TOY_SWEEP, script="toy.py", cwd=cwd, env=env, study_name="toy")
 
 
+OWN_APP_DOC = REPO_ROOT / "docs" / "own-app.md"
+
+
 def readme_block(language: str, first_line: str) -> str:
-    """The README's fenced `language` block whose first line starts with `first_line`."""
-    blocks = re.findall(rf"```{language}\n(.*?)```", (REPO_ROOT / "README.md").read_text(), flags=re.S)
+    """The fenced `language` block of docs/own-app.md whose first line starts with `first_line`."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", OWN_APP_DOC.read_text(), flags=re.S)
     (block,) = [b for b in blocks if b.startswith(first_line)]
     return block
 
 
 def readme_app_sweep(root: Path) -> Sweep:
-    """The README's 'use the sweeper in your own app' example: its app file and its command."""
+    """The 'use the sweeper in your own app' example (docs/own-app.md): its app file and its command."""
     app = readme_block("python", "# fit.py")
     command = readme_block("bash", "python fit.py -m").replace("\\\n", " ")
     arguments = [a.strip("'") for a in re.findall(r"'[^']*'|\S+", command)][3:]  # after `python fit.py -m`
