@@ -155,3 +155,12 @@ def test_every_module_says_its_one_job() -> None:
         if not ast.get_docstring(ast.parse(p.read_text()))
     ]
     assert not silent, f"modules without a docstring: {silent}"
+
+
+def test_every_benchmark_is_in_the_benchmarks_readme() -> None:
+    readme = (REPO_ROOT / "benchmarks" / "README.md").read_text()
+    scripts = [p.name for p in (REPO_ROOT / "benchmarks").glob("*.py") if p.name != "common.py"]
+    missing = [
+        name for name in sorted(scripts) if f"benchmarks/{name}" not in readme and f"`{name}`" not in readme
+    ]
+    assert not missing, f"benchmarks/README.md does not say what these do or how to run them: {missing}"
