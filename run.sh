@@ -26,7 +26,9 @@ setup() {
   [ -d "$DATASET_DIR" ] || install_debian_packages dataset-fashion-mnist
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  # The sweeper (./sweeper, its own distribution) and the app, editable, in one command: pip takes the
+  # app's hydra-bohb-sweeper dependency from the path instead of looking for it on PyPI.
+  "$VENV/bin/python" -m pip install -q -e ./sweeper -e ".[dev]"
 }
 
 has_cuda() { "$VENV/bin/python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; }

@@ -53,6 +53,7 @@ LONGEST_FIRST = (
     "test_search_quality.py",  # ~45 s where its venv exists
     "test_sweeper.py",  # ~45 s
     "test_sweeper_cli.py",  # ~40 s
+    "test_sweeper_dist.py",  # ~30 s with pip's cache warm: a fresh venv from the sweeper's wheel
     "test_train_cli.py",  # ~40 s
     "test_multiseed.py",  # ~37 s
     "test_wandb_unreachable.py",  # ~33 s

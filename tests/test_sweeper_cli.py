@@ -72,15 +72,18 @@ def toy_sweep(root: Path) -> Sweep:
     return sweep_cli(root / "sweep", *TOY_SWEEP, script="toy.py", cwd=cwd, env=env, study_name="toy")
 
 
+OWN_APP_DOC = REPO_ROOT / "docs" / "own-app.md"
+
+
 def readme_block(language: str, first_line: str) -> str:
-    """The README's fenced `language` block whose first line starts with `first_line`."""
-    blocks = re.findall(rf"```{language}\n(.*?)```", (REPO_ROOT / "README.md").read_text(), flags=re.S)
+    """The fenced `language` block of docs/own-app.md whose first line starts with `first_line`."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", OWN_APP_DOC.read_text(), flags=re.S)
     (block,) = [b for b in blocks if b.startswith(first_line)]
     return block
 
 
 def readme_app_sweep(root: Path) -> Sweep:
-    """The README's 'use the sweeper in your own app' example: its app file and its command."""
+    """The 'use the sweeper in your own app' example (docs/own-app.md): its app file and its command."""
     app = readme_block("python", "# fit.py")
     command = readme_block("bash", "python fit.py -m").replace("\\\n", " ")
     arguments = [a.strip("'") for a in re.findall(r"'[^']*'|\S+", command)][3:]  # after `python fit.py -m`
@@ -331,15 +334,29 @@ def test_hydra_discovers_the_editable_install_from_any_directory(tmp_path: Path)
 
 
 def test_hydra_discovers_a_wheel_install_from_any_directory(tmp_path: Path) -> None:
-    """The wheel, unpacked into a folder of its own on the path of an interpreter that does not read
-    the editable install's .pth files: the plugin found there, not in this checkout."""
+    """Both distributions' wheels: the sweeper's (sweeper/pyproject.toml) holds the plugin and nothing
+    else, the app's (the root pyproject.toml) the app and not the plugin. The sweeper's wheel, unpacked
+    into a folder of its own on the path of an interpreter that does not read the editable install's .pth
+    files: the plugin found there, not in this checkout."""
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-    build = subprocess.run([*pip_wheel, "-w", tmp_path, REPO_ROOT], capture_output=True, text=True)
+    build = subprocess.run(
+        [*pip_wheel, "-w", tmp_path, REPO_ROOT / "sweeper", REPO_ROOT], capture_output=True, text=True
+    )
     assert build.returncode == 0, build.stderr[-2000:]
-    (wheel,) = tmp_path.glob("*.whl")
+    (wheel,) = tmp_path.glob("hydra_bohb_sweeper-*.whl")
+    (app_wheel,) = tmp_path.glob("jahs_bohb-*.whl")
+    with zipfile.ZipFile(app_wheel) as archive:
+        app_files = archive.namelist()
+    assert "jahs_bohb/pipeline.py" in app_files
+    assert not [name for name in app_files if name.startswith("hydra_plugins/")]
     with zipfile.ZipFile(wheel) as archive:
+        packed = {Path(name).parts[0] for name in archive.namelist()}
         archive.extractall(tmp_path / "site")
-    assert (tmp_path / "site" / "hydra_plugins" / "hydra_bohb_sweeper" / "client.py").is_file()
+    assert {part for part in packed if not part.endswith(".dist-info")} == {"hydra_plugins"}
+    plugin_files = {p.name for p in PLUGIN_DIR.glob("*.py")}
+    assert {
+        p.name for p in (tmp_path / "site" / "hydra_plugins" / "hydra_bohb_sweeper").iterdir()
+    } == plugin_files
     assert not (tmp_path / "site" / "hydra_plugins" / "__init__.py").exists()
     site_packages = next(Path(sys.prefix).glob("lib/python*/site-packages"))
     env = app_env(PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), str(site_packages)]))

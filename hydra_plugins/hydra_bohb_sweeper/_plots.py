@@ -79,8 +79,10 @@ def write_figures(study: optuna.Study, sweep_dir: Path) -> dict[str, Path]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:  # an optional extra: pip install hydra-bohb-sweeper[figures]
-        log.info("figures not written: matplotlib is not installed")
+    except ImportError:  # an optional extra
+        log.info(
+            "figures not written: matplotlib is not installed (pip install 'hydra-bohb-sweeper[figures]')"
+        )
         return out
     objective = objective_name(study)
     baseline = _baseline_value(sweep_dir)
