@@ -144,7 +144,12 @@ def test_relative_links_point_at_files_and_headings(doc: Path) -> None:
 
 def python_modules() -> list[Path]:
     roots = ["hydra_plugins", "src", "examples", "benchmarks"]
-    files = [p for root in roots for p in (REPO_ROOT / root).rglob("*.py")]
+    files = [  # not the git-ignored ones: benchmarks/.venv-search, caches
+        p
+        for root in roots
+        for p in (REPO_ROOT / root).rglob("*.py")
+        if not any(part.startswith(".") for part in p.relative_to(REPO_ROOT).parts)
+    ]
     return sorted([*files, REPO_ROOT / "train.py", REPO_ROOT / "sweeper" / "hatch_build.py"])
 
 
