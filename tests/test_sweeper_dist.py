@@ -78,15 +78,18 @@ def test_the_wheel_installs_without_torch_or_the_app(sweeper_venv: Path, tmp_pat
 
 
 @pytest.mark.slow
-def test_the_numpy_example_is_pruned_in_a_venv_without_torch(sweeper_venv: Path, tmp_path: Path) -> None:
+def test_the_numpy_example_pauses_and_resumes_in_a_venv_without_torch(
+    sweeper_venv: Path, tmp_path: Path
+) -> None:
     sweep_dir = tmp_path / "sweep"
-    overrides = [f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=6", "n_train=1500", "n_val=500"]
+    overrides = [f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=9", "n_train=1500", "n_val=500"]
     run([sweeper_venv, EXAMPLE_APP, "-m", *overrides], cwd=tmp_path)
     results = results_of(sweep_dir)
     assert results["n_complete"] >= 1 and results["n_pruned"] >= 1, results
+    assert results["n_resumed"] >= 1  # paused at a rung with its .npz checkpoint, continued later
     assert results["n_failed"] == 0 and results["budget_epochs"] == 9
     assert 0.5 < results["best_value"] <= 1.0  # a validation accuracy on ten classes
-    assert results["n_complete"] + results["n_pruned"] == 6
+    assert results["n_complete"] + results["n_pruned"] == 9
     # Without the figures extra, one line in the sweep's log names it.
     assert "pip install 'hydra-bohb-sweeper[figures]'" in (sweep_dir / "sweep.log").read_text()
 
