@@ -29,6 +29,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from hydra_plugins.hydra_bohb_sweeper import client
 from jahs_bohb.config_checks import check_config
 from jahs_bohb.fashion_mnist import DEBIAN_DIR, find_idx_files
 from jahs_bohb.model import REFERENCE_CONFIG
@@ -310,8 +311,5 @@ def new_report(what: str, device: str | None = None) -> dict[str, Any]:
 
 def write_result(report: Mapping[str, Any], path: Path) -> Path:
     """Write the JSON atomically (scripts rewrite it as they go, so a run cut short leaves what it had)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    text = json.dumps(report, indent=2, default=str) + "\n"
+    return client.atomic_save(path, lambda tmp: tmp.write_text(text))

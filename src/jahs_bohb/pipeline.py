@@ -186,7 +186,5 @@ def _evaluate_kept_model(
 
 
 def _write_result(path: Path, result: TrainResult) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump({**result.summary(), "history": result.history}, sort_keys=False))
-    tmp.replace(path)  # never a half-written result file
+    text = yaml.safe_dump({**result.summary(), "history": result.history}, sort_keys=False)
+    client.atomic_save(path, lambda tmp: tmp.write_text(text))  # never a half-written result file
