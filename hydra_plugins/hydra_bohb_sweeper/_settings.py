@@ -217,5 +217,7 @@ def _check_importable(key: str, path: str | None, hint: str) -> None:
         return
     try:
         get_method(path)
-    except Exception:
-        raise SweepConfigError(f"hydra.sweeper.{key}={path} cannot be imported; {hint}") from None
+    except Exception as exc:
+        raise SweepConfigError(
+            f"hydra.sweeper.{key}={path} cannot be imported ({first_cause(exc)}); {hint}"
+        ) from None
