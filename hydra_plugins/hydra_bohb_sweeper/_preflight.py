@@ -14,6 +14,7 @@ import optuna
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hydra_plugins.hydra_bohb_sweeper._samplers import prepare_sampler, sampler_group
 from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace, build_search_space, format_value
 from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError, check_settings
 
@@ -117,6 +118,7 @@ def prepare(
             "the search space is empty: add hydra.sweeper.params or a command-line sweep such as "
             "'x=interval(0, 1)'"
         )
+    settings = prepare_sampler(settings, space, arguments, sampler_group(config))
     preflight(compose, settings, space)
     return settings, space
 
