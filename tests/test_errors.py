@@ -11,7 +11,7 @@ import pytest
 from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError, check_settings
 from hydra_plugins.hydra_bohb_sweeper._study import open_study
 
-HOOKS = ["preflight_check", "report"]  # the settings that name a function
+HOOKS = ["preflight_check", "report", "custom_search_space"]  # the settings that name a function
 SCHEDULING = "hydra_plugins.hydra_bohb_sweeper._scheduling"
 
 

@@ -126,9 +126,18 @@ class BOHBSweeperConf:
     # sweep.log and the jobs' log files. full: everything, as Hydra prints it (so does hydra.verbose).
     console: str = "trials"
     final_evaluation: FinalEvaluationConf = field(default_factory=FinalEvaluationConf)
-    params: dict[str, Any] = field(default_factory=dict)
+    # null or {}: no parameters but the command line's (null, as in the official sweeper, tells "not
+    # set" from an empty mapping, for the warnings about the deprecated `search_space`).
+    params: Optional[dict[str, Any]] = None
     # child: "PARENT OP VALUE": the child parameter exists only in trials where the condition holds.
     conditions: dict[str, str] = field(default_factory=dict)
+    # A dotted path to a function (cfg, trial) called after `params` are sampled, which may suggest
+    # more parameters on the Optuna trial (define-by-run: a range that depends on another parameter);
+    # each reaches the job as `name=value` (a name new to the job config starts with +).
+    custom_search_space: Optional[str] = None
+    # Deprecated (the official sweeper's 1.1 syntax): {name: {type, low, high, step, log, choices}};
+    # use `params` instead. Read only when `params` is not set.
+    search_space: Optional[dict[str, Any]] = None
 
 
 def register() -> None:
