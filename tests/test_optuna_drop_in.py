@@ -64,7 +64,7 @@ def check_distribution(expected: BaseDistribution, actual: BaseDistribution) -> 
 
 # The official table, except `range`: its stop is excluded here, as in Hydra's own range() sweeps (and
 # as the official grid sampler reads it), where the official distribution includes it (range(1,3) is
-# 1..3 there): a deliberate difference, documented in README.md and docs/samplers.md.
+# 1..3 there): a deliberate difference, documented in docs/sweeper.md and docs/samplers.md.
 @pytest.mark.parametrize(
     ("line", "expected"),
     [

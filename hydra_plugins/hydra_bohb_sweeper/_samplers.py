@@ -34,8 +34,8 @@ from hydra_plugins.hydra_bohb_sweeper.sampler_configs import SAMPLER_GROUPS, Sam
 
 log = logging.getLogger(__name__)
 
-# The distribution that carries the sweeper; packaging owns the name (the extras are declared there).
-DISTRIBUTION = "jahs-bohb"
+# The sweeper's own distribution (sweeper/pyproject.toml), whose extras install these packages.
+DISTRIBUTION = "hydra-bohb-sweeper"
 # Samplers whose packages are not the sweeper's dependencies: the extra that installs them.
 EXTRAS: dict[type, tuple[str, tuple[str, ...]]] = {
     optuna.samplers.CmaEsSampler: ("cmaes", ("cmaes",)),
