@@ -34,6 +34,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 HOOK = "hydra.sweeper.custom_search_space=test_custom_search_space"
 # The cheap app's z, searched by a hook instead of `params`: its range depends on the sampled x.
 Z_BY_HOOK = [f"{HOOK}.z_below_x", "~hydra.sweeper.params.z", "~hydra.sweeper.conditions.z"]
+NO_PARAMS = [*(f"~hydra.sweeper.params.{k}" for k in "xyz"), "~hydra.sweeper.conditions.z"]
 
 
 # --- the app's hooks -----------------------------------------------------------------------------
@@ -141,15 +142,13 @@ def test_the_grid_sampler_refuses_a_hooks_parameters() -> None:
 
 
 def test_a_hook_may_define_the_whole_space() -> None:
-    config, compose = compose_sweep(
-        [f"{HOOK}.whole_space", "hydra.sweeper.params=null", "~hydra.sweeper.conditions.z"]
-    )
+    config, compose = compose_sweep([f"{HOOK}.whole_space", *NO_PARAMS])
     _, space = prepare(sweeper_settings(config), "cheap_task", [], config, compose)
     assert not space.distributions
 
 
 def test_an_empty_space_without_a_hook_is_still_refused() -> None:
-    message = refusal("hydra.sweeper.params=null", "~hydra.sweeper.conditions.z")
+    message = refusal(*NO_PARAMS)
     assert "the search space is empty" in message
 
 

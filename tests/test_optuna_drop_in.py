@@ -275,12 +275,25 @@ def test_optuna_custom_search_space_example(tmp_path: Path) -> None:
 
 
 # The official test builds its sweeper and calls its private `_process_searchspace_config`; here the
-# same four cases go through the function the sweeper calls on its settings.
+# same cases go through the function the sweeper calls on its settings. `params` defaults to {} here
+# (null there), so that `+hydra.sweeper.params.x=...` works for an app without params: an empty
+# `params` counts as not set, and "Both ..." needs a parameter in it.
 @pytest.mark.parametrize(
     ("search_space", "params", "raise_warning", "msg"),
     [
         (None, None, False, None),
-        ({}, {}, True, r"Both hydra.sweeper.params and hydra.sweeper.search_space are configured.*"),
+        (
+            {},
+            {"x": "choice(1, 2)"},  # official: {}
+            True,
+            r"Both hydra.sweeper.params and hydra.sweeper.search_space are configured.*",
+        ),
+        (
+            {},
+            {},  # official: "Both ... configured"
+            True,
+            r"`hydra.sweeper.search_space` is deprecated and will be removed in the next major release.*",
+        ),
         (
             {},
             None,

@@ -2,9 +2,10 @@
 
 `search_space: {x: {type: float, low: -5.5, high: 5.5, step: 0.5}}` gives each parameter as the fields of
 an Optuna distribution (`type`: int, float or categorical; `low`, `high`, `step`, `log`, `choices`).
-As in the official sweeper it is read only when `params` is not set, with a deprecation warning (an
-error when HYDRA_DEPRECATION_WARNINGS_AS_ERRORS is set, Hydra's switch for them), and ignored with a
-UserWarning when `params` is set too. Each entry becomes the `params` expression of the same
+As in the official sweeper it is read only when `params` is not set (here: empty, its default, so
+that `+hydra.sweeper.params.x=...` works for any app), with a deprecation warning (an error when
+HYDRA_DEPRECATION_WARNINGS_AS_ERRORS is set, Hydra's switch for them), and ignored with a UserWarning
+when `params` is set too. Each entry becomes the `params` expression of the same
 distribution, so the rest of the sweeper knows one grammar.
 """
 
@@ -30,7 +31,7 @@ def translate(raw: Mapping[str, Any]) -> dict[str, Any]:
     search_space = raw.get("search_space")
     if search_space is None:
         return dict(raw)
-    if raw.get("params") is not None:
+    if raw.get("params"):
         warnings.warn(
             "Both hydra.sweeper.params and hydra.sweeper.search_space are configured: the sweeper "
             f"searches hydra.sweeper.params and ignores search_space (see {UPGRADE_NOTES})",

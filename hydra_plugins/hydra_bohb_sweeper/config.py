@@ -126,9 +126,7 @@ class BOHBSweeperConf:
     # sweep.log and the jobs' log files. full: everything, as Hydra prints it (so does hydra.verbose).
     console: str = "trials"
     final_evaluation: FinalEvaluationConf = field(default_factory=FinalEvaluationConf)
-    # null or {}: no parameters but the command line's (null, as in the official sweeper, tells "not
-    # set" from an empty mapping, for the warnings about the deprecated `search_space`).
-    params: Optional[dict[str, Any]] = None
+    params: dict[str, Any] = field(default_factory=dict)
     # child: "PARENT OP VALUE": the child parameter exists only in trials where the condition holds.
     conditions: dict[str, str] = field(default_factory=dict)
     # A dotted path to a function (cfg, trial) called after `params` are sampled, which may suggest
@@ -136,7 +134,7 @@ class BOHBSweeperConf:
     # each reaches the job as `name=value` (a name new to the job config starts with +).
     custom_search_space: Optional[str] = None
     # Deprecated (the official sweeper's 1.1 syntax): {name: {type, low, high, step, log, choices}};
-    # use `params` instead. Read only when `params` is not set.
+    # use `params` instead. Read only when `params` is empty.
     search_space: Optional[dict[str, Any]] = None
 
 
