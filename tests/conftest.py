@@ -48,10 +48,12 @@ def fashion() -> FashionMNIST:
 LONGEST_FIRST = (
     "test_sweep_e2e.py",  # ~120 s: the shared train.py sweep, its retrain, W&B runs read back
     "test_slurm.py",  # ~95 s, mostly waiting on the cluster: overlaps well with the CPU-bound ones
+    "test_optuna_drop_in.py",  # ~100 s: the official sweeper's example commands, one process each
     "test_faults.py",  # ~90 s
     "test_sweep_e2e_pareto.py",  # ~60 s
     "test_search_quality.py",  # ~45 s where its venv exists
     "test_sweeper.py",  # ~45 s
+    "test_sampler_groups.py",  # ~60 s: a sweep per sampler group
     "test_sweeper_cli.py",  # ~40 s
     "test_sweeper_dist.py",  # ~30 s with pip's cache warm: a fresh venv from the sweeper's wheel
     "test_train_cli.py",  # ~40 s

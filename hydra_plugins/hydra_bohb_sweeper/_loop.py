@@ -24,6 +24,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.hydra_bohb_sweeper import _checkpoints, _console, _ending, _scheduling, names
+from hydra_plugins.hydra_bohb_sweeper._custom_search_space import custom_overrides
 from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides
 from hydra_plugins.hydra_bohb_sweeper._outcome import Outcome, one_line, outcome_of
 from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override, prepare
@@ -264,7 +265,9 @@ class BOHBSweep:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # A continuation or a retry has its parameters already: suggest() returns them.
             params = self.space.sample(lambda name, dist: suggest(trial, name, dist))
-        overrides = [*self.space.overrides(params), *budget_override(self.settings)]
+        # The parameters that the app's hydra.sweeper.custom_search_space adds (define-by-run).
+        custom = custom_overrides(self.settings, self.space, self.config, trial, params)
+        overrides = [*self.space.overrides(params), *custom, *budget_override(self.settings)]
         trial.set_user_attr(names.OVERRIDES_ATTR, [redact(o) for o in overrides])
         extra = {names.ENV_CONFIG: str(trial.user_attrs.get(names.CONFIG_ATTR, trial.number))}
         if self.checkpoints is not None:

@@ -14,6 +14,9 @@ import optuna
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hydra_plugins.hydra_bohb_sweeper import _legacy_search_space as legacy_search_space
+from hydra_plugins.hydra_bohb_sweeper._custom_search_space import dry_run
+from hydra_plugins.hydra_bohb_sweeper._samplers import prepare_sampler, sampler_group
 from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace, build_search_space, format_value
 from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError, check_settings
 
@@ -110,14 +113,20 @@ def prepare(
 ) -> tuple[Settings, SearchSpace]:
     """The checked settings and the search space of a sweep, composed once like its trials will be;
     raises SweepConfigError or SearchSpaceError with one line."""
-    settings = check_settings(raw_settings, job_name)
+    settings = check_settings(legacy_search_space.translate(raw_settings), job_name)
     space = build_search_space(settings.params, settings.conditions, arguments, job_values(config))
-    if not space.distributions:
+    if not space.distributions and not settings.custom_search_space:
         raise SweepConfigError(
             "the search space is empty: add hydra.sweeper.params or a command-line sweep such as "
             "'x=interval(0, 1)'"
         )
+    settings = prepare_sampler(settings, space, arguments, sampler_group(config))
     preflight(compose, settings, space)
+    if settings.custom_search_space:  # the hook's parameters exist only in trials: compose one's
+        added = dry_run(settings, space, config)
+        check = get_method(settings.preflight_check) if settings.preflight_check else None
+        base = [*space.fixed.values(), *budget_override(settings)]
+        _check_composed(compose, check, [*base, *added], f"custom_search_space adds {' '.join(added)}: ")
     return settings, space
 
 

@@ -53,6 +53,7 @@ class Settings:
     final_evaluation: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     conditions: dict[str, str] = field(default_factory=dict)
+    custom_search_space: str | None = None  # fn(cfg, trial) that suggests more parameters
 
     @property
     def final_evaluation_enabled(self) -> bool:
@@ -106,7 +107,7 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         cast(dict[str, Any], _plain(get("sampler"))),
         cast(dict[str, Any], _plain(get("pruner"))),
     )
-    for key in ("preflight_check", "report"):
+    for key in ("preflight_check", "report", "custom_search_space"):
         _check_importable(key, get(key), "give a function's dotted path or null")
     for name, node, example in (("sampler", sampler, "tpe"), ("pruner", pruner, "hyperband")):
         _check_importable(
@@ -137,6 +138,7 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         final_evaluation=cast(dict[str, Any], _plain(get("final_evaluation"))),
         params=cast(dict[str, Any], _plain(get("params"))),
         conditions=cast(dict[str, str], _plain(get("conditions"))),
+        custom_search_space=get("custom_search_space"),
     )
 
 
@@ -217,5 +219,7 @@ def _check_importable(key: str, path: str | None, hint: str) -> None:
         return
     try:
         get_method(path)
-    except Exception:
-        raise SweepConfigError(f"hydra.sweeper.{key}={path} cannot be imported; {hint}") from None
+    except Exception as exc:
+        raise SweepConfigError(
+            f"hydra.sweeper.{key}={path} cannot be imported ({first_cause(exc)}); {hint}"
+        ) from None

@@ -12,24 +12,10 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from hydra_plugins.hydra_bohb_sweeper import sampler_configs
+from hydra_plugins.hydra_bohb_sweeper.sampler_configs import RandomSamplerConf, TPESamplerConf
 
-@dataclass
-class TPESamplerConf:
-    """TPE for a conditional space with trials in flight: joint (multivariate, grouped) densities and a
-    constant liar, so parallel workers do not all propose the same point."""
-
-    _target_: str = "optuna.samplers.TPESampler"
-    seed: Optional[int] = 0
-    n_startup_trials: int = 10
-    multivariate: bool = True
-    group: bool = True
-    constant_liar: bool = True
-
-
-@dataclass
-class RandomSamplerConf:
-    _target_: str = "optuna.samplers.RandomSampler"
-    seed: Optional[int] = 0
+__all__ = ["BOHBSweeperConf", "RandomSamplerConf", "TPESamplerConf", "register"]
 
 
 @dataclass
@@ -143,14 +129,20 @@ class BOHBSweeperConf:
     params: dict[str, Any] = field(default_factory=dict)
     # child: "PARENT OP VALUE": the child parameter exists only in trials where the condition holds.
     conditions: dict[str, str] = field(default_factory=dict)
+    # A dotted path to a function (cfg, trial) called after `params` are sampled, which may suggest
+    # more parameters on the Optuna trial (define-by-run: a range that depends on another parameter);
+    # each reaches the job as `name=value` (a name new to the job config starts with +).
+    custom_search_space: Optional[str] = None
+    # Deprecated (the official sweeper's 1.1 syntax): {name: {type, low, high, step, log, choices}};
+    # use `params` instead. Read only when `params` is empty.
+    search_space: Optional[dict[str, Any]] = None
 
 
 def register() -> None:
     cs = ConfigStore.instance()
     provider = "hydra-bohb-sweeper"
     cs.store(group="hydra/sweeper", name="bohb", node=BOHBSweeperConf, provider=provider)
-    cs.store(group="hydra/sweeper/sampler", name="tpe", node=TPESamplerConf, provider=provider)
-    cs.store(group="hydra/sweeper/sampler", name="random", node=RandomSamplerConf, provider=provider)
+    sampler_configs.register(cs, provider)  # hydra/sweeper/sampler: tpe, random, cmaes, grid, ...
     for name, node in (
         ("hyperband", HyperbandPrunerConf),
         ("hyperband_stopping", HyperbandStoppingPrunerConf),
