@@ -28,7 +28,7 @@ PROVIDER = "hydra-bohb-sweeper"
 # Hydra's plumbing in the sweeper's own node, not settings a user sets.
 NOT_SETTINGS = {"hydra.sweeper._target_", "hydra.sweeper._recursive_", "hydra.sweeper.defaults"}
 # Linked from the docs and written on another branch; a link to them may dangle until it is merged.
-PENDING_DOCS = {REPO_ROOT / "docs" / "samplers.md"}
+PENDING_DOCS: set[Path] = set()  # pages linked before they are written
 
 
 def _keys(node_type: Any, node: Any, prefix: str) -> Iterator[str]:

@@ -322,14 +322,7 @@ def test_warnings(search_space: Any, params: Any, raise_warning: bool, msg: str 
 @pytest.mark.parametrize(
     "max_failure_rate",
     [
-        pytest.param(
-            0.5,
-            # lead: the sweep stops after 5 failed trials with one line that points to fail_reason in
-            # optimization_results.yaml; the jobs' error is on each trial's progress line (stdout), not
-            # on stderr where the official sweeper re-raises it. Naming the last reason in the stop
-            # line (_loop._check_failure_rate) would keep this.
-            marks=pytest.mark.xfail(strict=False, reason="the jobs' error is on stdout, not stderr"),
-        ),
+        0.5,  # the stop line names the last job error, on stderr as the official sweeper does
         1.0,
     ],
 )

@@ -24,7 +24,7 @@ from hydra.utils import get_method
 from omegaconf import DictConfig
 
 from hydra_plugins.hydra_bohb_sweeper import names
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace, format_value
+from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace, format_value, suggest
 from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError, first_cause
 
 
@@ -70,7 +70,7 @@ def dry_run(settings: Settings, space: SearchSpace, config: DictConfig) -> list[
             directions=cast(Any, settings.directions), sampler=optuna.samplers.RandomSampler(seed=0)
         )
         trial = study.ask()
-        sampled = space.sample(lambda name, distribution: _suggest(trial, name, distribution))
+        sampled = space.sample(lambda name, distribution: suggest(trial, name, distribution))
         added = custom_overrides(settings, space, config, trial, sampled)
     grid = settings.sampler.get("search_space")  # the grid sampler's points (see _samplers)
     outside = [name for name in trial.params if name not in sampled and grid is not None and name not in grid]
@@ -80,19 +80,6 @@ def dry_run(settings: Settings, space: SearchSpace, config: DictConfig) -> list[
             "which the grid sampler cannot sample (its grid is built from params)"
         )
     return added
-
-
-def _suggest(trial: optuna.Trial, name: str, distribution: Any) -> Any:
-    """A value of `distribution` through the trial's public API (as the sweep's own trials get it)."""
-    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
-        return trial.suggest_categorical(name, distribution.choices)
-    if isinstance(distribution, optuna.distributions.IntDistribution):
-        return trial.suggest_int(
-            name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
-        )
-    return trial.suggest_float(
-        name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
-    )
 
 
 @contextlib.contextmanager

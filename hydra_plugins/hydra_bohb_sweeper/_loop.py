@@ -30,7 +30,7 @@ from hydra_plugins.hydra_bohb_sweeper._outcome import Outcome, one_line, outcome
 from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override, prepare
 from hydra_plugins.hydra_bohb_sweeper._progress import Progress
 from hydra_plugins.hydra_bohb_sweeper._quota import NEW, PROMOTE, STOP, WAIT, Step, TrialQuota
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError
+from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError, suggest
 from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper._storage import redact
 from hydra_plugins.hydra_bohb_sweeper._study import keep_password_out_of_files, open_study, storage_url
@@ -326,18 +326,13 @@ class BOHBSweep:
             len(settled) >= settings.min_trials_for_failure_rate
             and failed / len(settled) > settings.max_failure_rate
         ):
+            last = max((c.last for c in settled if c.state == _scheduling.FAILED), key=lambda t: t.number)
+            reason = last.user_attrs.get(names.FAIL_REASON_ATTR, "no reason recorded")
             self._stop_reason = self._stop_reason or (
                 f"stopping the sweep: {failed} of {len(settled)} configurations failed (more than "
-                f"max_failure_rate={settings.max_failure_rate}); see `fail_reason` in {names.RESULTS_FILE}"
+                f"max_failure_rate={settings.max_failure_rate}), the last with {reason}; see `fail_reason` "
+                f"in {names.RESULTS_FILE}"
             )
-
-
-def suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
-    if isinstance(dist, optuna.distributions.CategoricalDistribution):
-        return trial.suggest_categorical(name, dist.choices)
-    if isinstance(dist, optuna.distributions.IntDistribution):
-        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
-    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
 def exit_with(message: str) -> None:

@@ -315,3 +315,18 @@ def _dependency_order(names: list[str], conditions: Mapping[str, Condition]) -> 
     for name in names:
         visit(name)
     return order
+
+
+def suggest(trial: Any, name: str, distribution: BaseDistribution) -> Any:
+    """A value of `distribution` for `trial` (an optuna.Trial) through its public API; a trial that
+    already has the parameter (a continuation, a retry) gets its own value back."""
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(
+            name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+        )
+    assert isinstance(distribution, FloatDistribution)
+    return trial.suggest_float(
+        name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+    )
