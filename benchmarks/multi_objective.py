@@ -34,7 +34,7 @@ import numpy as np
 import optuna
 import yaml
 
-from hydra_plugins.hydra_bohb_sweeper._pareto import hypervolume
+from hydra_plugins.hydra_bohb_sweeper._outputs.pareto import hypervolume
 from hydra_plugins.hydra_bohb_sweeper.names import RESULTS_FILE, STORAGE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,8 @@ import common
 import optuna
 from omegaconf import DictConfig
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling, client, names
+from hydra_plugins.hydra_bohb_sweeper import client, names
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 from jahs_bohb import pipeline
 
 QUICK_DATA = ["data.limit_train=3000", "data.limit_val=2000", "torch_threads=1"]

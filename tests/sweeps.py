@@ -32,7 +32,7 @@ from hydra.test_utils.test_utils import SweepTaskFunction
 from omegaconf import DictConfig
 from wandb_runs import unreachable_env
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 from hydra_plugins.hydra_bohb_sweeper.names import RESULTS_FILE, STORAGE_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hydra_plugins.hydra_bohb_sweeper import _pareto, _scheduling
+from hydra_plugins.hydra_bohb_sweeper._outputs import pareto as _pareto
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 
 RNG = np.random.default_rng(0)
 # Two objectives to minimise, with ties and dominated points: 40 random clouds of 2 to 30 points.

@@ -18,16 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 from sweeps import cheap_task, compose_sweep, error_lines, scratch_dir, sweep_in_process, sweeper_settings
 
 from hydra_plugins.hydra_bohb_sweeper import names
-from hydra_plugins.hydra_bohb_sweeper._custom_search_space import custom_overrides
-from hydra_plugins.hydra_bohb_sweeper._legacy_search_space import expression, translate
-from hydra_plugins.hydra_bohb_sweeper._preflight import prepare
-from hydra_plugins.hydra_bohb_sweeper._search_space import (
+from hydra_plugins.hydra_bohb_sweeper._setup.custom_search_space import custom_overrides
+from hydra_plugins.hydra_bohb_sweeper._setup.legacy_search_space import expression, translate
+from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import (
     SearchSpace,
     SearchSpaceError,
     distribution_from_override,
     parse_overrides,
 )
-from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError, check_settings
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError, check_settings
 
 States = optuna.trial.TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError, check_settings
-from hydra_plugins.hydra_bohb_sweeper._study import open_study
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError, check_settings
+from hydra_plugins.hydra_bohb_sweeper._study.open import open_study
 
 HOOKS = ["preflight_check", "report", "custom_search_space"]  # the settings that name a function
-SCHEDULING = "hydra_plugins.hydra_bohb_sweeper._scheduling"
+SCHEDULING = "hydra_plugins.hydra_bohb_sweeper._study.scheduling"
 
 
 def settings(**changes: Any) -> dict[str, Any]:

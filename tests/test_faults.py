@@ -19,7 +19,7 @@ import pytest
 import yaml
 from sweeps import CHEAP_APP, REPO_ROOT, Sweep, app_env, sweep_cli
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 
 ROOT = REPO_ROOT
 APP = CHEAP_APP

@@ -16,7 +16,8 @@ import optuna
 import pytest
 from sweeps import REPO_ROOT, sweep_in_process
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling, names
+from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "studies_0383986.sqlite"
 States = optuna.trial.TrialState

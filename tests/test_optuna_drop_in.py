@@ -32,8 +32,11 @@ from optuna.distributions import (
 )
 from sweeps import REPO_ROOT, _captured
 
-from hydra_plugins.hydra_bohb_sweeper._legacy_search_space import translate
-from hydra_plugins.hydra_bohb_sweeper._search_space import build_search_space, distribution_from_override
+from hydra_plugins.hydra_bohb_sweeper._setup.legacy_search_space import translate
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import (
+    build_search_space,
+    distribution_from_override,
+)
 from hydra_plugins.hydra_bohb_sweeper.bohb_sweeper import BOHBSweeper
 
 EXAMPLES = REPO_ROOT / "examples" / "optuna_official"

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from sweeps import Sweep, cheap_task, compose_sweep, scratch_dir, sweep_in_process, sweeper_settings
 
-from hydra_plugins.hydra_bohb_sweeper import _pareto
-from hydra_plugins.hydra_bohb_sweeper._preflight import prepare
-from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._outputs import pareto as _pareto
+from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper.names import FINAL_FILE, VALUES_BY_EPOCH_ATTR
 
 States = optuna.trial.TrialState

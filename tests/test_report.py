@@ -14,7 +14,7 @@ import optuna
 import pytest
 from sweeps import cheap_task, scratch_dir, sweep_in_process
 
-from hydra_plugins.hydra_bohb_sweeper import _plots
+from hydra_plugins.hydra_bohb_sweeper._outputs import plots as _plots
 from hydra_plugins.hydra_bohb_sweeper.analysis import best_so_far, compared_at_one_epoch, param_importances
 from jahs_bohb import report
 

@@ -22,10 +22,11 @@ from hydra.utils import get_method
 from omegaconf import OmegaConf
 from sweeps import compose_sweep, error_lines, scratch_dir, sweep_in_process, sweeper_settings
 
-from hydra_plugins.hydra_bohb_sweeper import _samplers, _study
-from hydra_plugins.hydra_bohb_sweeper._preflight import prepare
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError
-from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._setup import samplers as _samplers
+from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._study import open as _study
 from hydra_plugins.hydra_bohb_sweeper.sampler_configs import SAMPLER_GROUPS
 
 States = optuna.trial.TrialState

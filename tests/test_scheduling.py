@@ -12,8 +12,8 @@ from typing import Any
 import optuna
 import pytest
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling as scheduling
 from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling
 
 States = optuna.trial.TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from hydra_plugins.hydra_bohb_sweeper._search_space import build_search_space
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import build_search_space
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP_DIR = REPO_ROOT / "benchmarks" / "search_quality_app"

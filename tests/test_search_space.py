@@ -19,8 +19,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from hydra_plugins.hydra_bohb_sweeper._loop import suggest
-from hydra_plugins.hydra_bohb_sweeper._search_space import (
+from hydra_plugins.hydra_bohb_sweeper._running.loop import suggest
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import (
     OPERATORS,
     Condition,
     SearchSpace,

@@ -15,7 +15,7 @@ import yaml
 from sweeps import REPO_ROOT, progress_lines, run_in_process, train_sweep_cli
 from wandb_runs import inspect, wandb_lines
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 
 N_TRIALS = 8
 TABLE_1 = {

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sweeps import train_sweep_cli
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 
 
 @pytest.mark.slow

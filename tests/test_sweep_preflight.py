@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from sweeps import REPO_ROOT, compose_sweep, sweeper_settings
 
-from hydra_plugins.hydra_bohb_sweeper._preflight import prepare
-from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
 
 TRAIN = REPO_ROOT / "train.py"
 

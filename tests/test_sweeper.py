@@ -32,9 +32,9 @@ from sweeps import (
     sweeper_settings,
 )
 
-from hydra_plugins.hydra_bohb_sweeper._preflight import prepare
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError
-from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper.names import FINAL_FILE
 
 N_TRIALS = 12  # hydra.sweeper.n_trials in tests/cheap_app/conf/config.yaml: configurations

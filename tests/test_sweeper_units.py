@@ -16,17 +16,19 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _results, _scheduling, client, names, wandb_mode
-from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides, is_identity, merge
-from hydra_plugins.hydra_bohb_sweeper._outcome import outcome_of_value
-from hydra_plugins.hydra_bohb_sweeper._quota import NEW, PROMOTE, RUN_WAITING, STOP, WAIT, TrialQuota
-from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError, check_settings
-from hydra_plugins.hydra_bohb_sweeper._storage import has_password, redact, resolve_url
+from hydra_plugins.hydra_bohb_sweeper import client, names, wandb_mode
+from hydra_plugins.hydra_bohb_sweeper._outputs import results as _results
+from hydra_plugins.hydra_bohb_sweeper._running.jobs import identity_overrides, is_identity, merge
+from hydra_plugins.hydra_bohb_sweeper._running.outcome import outcome_of_value
+from hydra_plugins.hydra_bohb_sweeper._running.quota import NEW, PROMOTE, RUN_WAITING, STOP, WAIT, TrialQuota
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError, check_settings
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study.storage import has_password, redact, resolve_url
 from hydra_plugins.hydra_bohb_sweeper.config import BOHBSweeperConf
 
 States = optuna.trial.TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-HYPERBAND = {"_target_": "hydra_plugins.hydra_bohb_sweeper._scheduling.Hyperband", "min_resource": 1}
+HYPERBAND = {"_target_": "hydra_plugins.hydra_bohb_sweeper._study.scheduling.Hyperband", "min_resource": 1}
 TPE = {"_target_": "optuna.samplers.TPESampler", "seed": 0}
 
 

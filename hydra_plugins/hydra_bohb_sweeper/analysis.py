@@ -53,7 +53,7 @@ def compared_at_one_epoch(study: optuna.Study) -> Comparison | None:
     rung compares nearly every configuration of the study, for importances and parallel coordinates."""
     import optuna
 
-    from hydra_plugins.hydra_bohb_sweeper import _scheduling
+    from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 
     if len(study.directions) > 1:
         return None
@@ -101,7 +101,7 @@ def condition_holds(child: str, text: str, values: dict[str, Any]) -> bool:
     """Whether the sweep condition `text` (hydra.sweeper.conditions' `PARENT OP VALUE`) of parameter
     `child` holds for a configuration's `values` by dotted key; one that cannot be read, or whose parent
     is unknown, counts as holding, so that a reader hides nothing by mistake."""
-    from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError, parse_condition
+    from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError, parse_condition
 
     try:
         condition = parse_condition(child, text)

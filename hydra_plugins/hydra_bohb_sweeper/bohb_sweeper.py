@@ -15,7 +15,7 @@ import hydra_plugins.hydra_bohb_sweeper.config  # noqa: F401  (registers `hydra/
 
 class BOHBSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
-        from hydra_plugins.hydra_bohb_sweeper._loop import BOHBSweep
+        from hydra_plugins.hydra_bohb_sweeper._running.loop import BOHBSweep
 
         self._sweep = BOHBSweep(**settings)
 

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     import optuna
     from optuna import TrialPruned
 
-    from hydra_plugins.hydra_bohb_sweeper._lightning import PruningCallback
-    from hydra_plugins.hydra_bohb_sweeper._signals import TrialPaused
+    from hydra_plugins.hydra_bohb_sweeper._integrations.lightning import PruningCallback
+    from hydra_plugins.hydra_bohb_sweeper._running.signals import TrialPaused
 
 __all__ = [
     "PruningCallback",
@@ -122,7 +122,7 @@ def current_job() -> SweepJob | None:
 def atomic_save(path: Path, write: Callable[[Path], Any]) -> Path:
     """`write(tmp)` into a temporary name beside `path`, then rename: a job killed while saving never
     leaves a half-written file (or folder) under `path`."""
-    from hydra_plugins.hydra_bohb_sweeper._files import atomic_save as save
+    from hydra_plugins.hydra_bohb_sweeper._outputs.files import atomic_save as save
 
     return save(path, write)
 
@@ -138,8 +138,8 @@ class SweepTrial:
     def __init__(self, job: SweepJob) -> None:
         import optuna
 
-        from hydra_plugins.hydra_bohb_sweeper import _scheduling
-        from hydra_plugins.hydra_bohb_sweeper._storage import open_storage
+        from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+        from hydra_plugins.hydra_bohb_sweeper._study.storage import open_storage
 
         assert job.trial_number is not None, "evaluations after the search have no trial"
         storage = _storages.get(job.storage) or _storages.setdefault(job.storage, open_storage(job.storage))
@@ -210,14 +210,14 @@ class SweepTrial:
         self._pause_asked_at = self._last_step
         if self._checkpoints is None or not self.scheduler.pauses:
             return False
-        from hydra_plugins.hydra_bohb_sweeper._scheduling import PAUSE
+        from hydra_plugins.hydra_bohb_sweeper._study.scheduling import PAUSE
 
         return self._decision(can_pause=True) == PAUSE
 
     def should_prune(self) -> bool:
         """Whether to stop now for good. A trial that has trained its full budget is complete, whatever
         its rank."""
-        from hydra_plugins.hydra_bohb_sweeper._scheduling import STOP
+        from hydra_plugins.hydra_bohb_sweeper._study.scheduling import STOP
 
         can_pause = self._pause_asked_at == self._last_step and self._checkpoints is not None
         return self._decision(can_pause) == STOP
@@ -263,11 +263,11 @@ def __getattr__(name: str) -> Any:
 
         return optuna.TrialPruned
     if name == "TrialPaused":
-        from hydra_plugins.hydra_bohb_sweeper._signals import TrialPaused
+        from hydra_plugins.hydra_bohb_sweeper._running.signals import TrialPaused
 
         return TrialPaused
     if name == "PruningCallback":
-        from hydra_plugins.hydra_bohb_sweeper._lightning import PruningCallback
+        from hydra_plugins.hydra_bohb_sweeper._integrations.lightning import PruningCallback
 
         return PruningCallback
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

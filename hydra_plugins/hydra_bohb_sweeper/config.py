@@ -23,10 +23,10 @@ class HyperbandPrunerConf:
     """Hyperband over epochs, promotion-based (pause and resume): rungs at min_resource *
     reduction_factor**k epochs below `hydra.sweeper.budget`. A trial that reaches a rung goes on only
     if it ranks in the top 1/reduction_factor of its bracket there; otherwise it pauses with a
-    checkpoint and is resumed once it ranks so (see _scheduling.py). Jobs that cannot checkpoint are
+    checkpoint and is resumed once it ranks so (see _study/scheduling.py). Jobs that cannot checkpoint are
     stopped instead. With several objectives, ranks are Pareto fronts, then crowding distance."""
 
-    _target_: str = "hydra_plugins.hydra_bohb_sweeper._scheduling.Hyperband"
+    _target_: str = "hydra_plugins.hydra_bohb_sweeper._study.scheduling.Hyperband"
     min_resource: int = 1
     reduction_factor: int = 3
     # Brackets used, the most aggressive first (1: successive halving alone); null: every bracket but
@@ -48,7 +48,7 @@ class HyperbandStoppingPrunerConf(HyperbandPrunerConf):
 class NopPrunerConf:
     """Never prune: every trial trains the whole budget (TPE or random search alone)."""
 
-    _target_: str = "hydra_plugins.hydra_bohb_sweeper._scheduling.NoPruning"
+    _target_: str = "hydra_plugins.hydra_bohb_sweeper._study.scheduling.NoPruning"
     max_resource: Optional[int] = None  # deprecated: hydra.sweeper.budget (read as it when set)
 
 

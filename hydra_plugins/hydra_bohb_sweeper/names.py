@@ -20,7 +20,7 @@ METRICS_ATTR = "metrics"  # what the job returned beside the objective (a mappin
 SURPLUS_ATTR = "surplus"  # asked for when another sweeper had just taken the last slot; never run
 # {epoch: [value per objective]} of a multi-objective trial (Optuna's own per-step values take one).
 VALUES_BY_EPOCH_ATTR = "values_by_epoch"
-# Segments (see _scheduling.py): a configuration is trained by one trial or by several in a row.
+# Segments (see _study/scheduling.py): a configuration is trained by one trial or by several in a row.
 CONFIG_ATTR = "config"  # the number of the configuration's first trial
 BRACKET_ATTR = "bracket"  # its Hyperband bracket (0: the most aggressive)
 RESUME_ATTR = "resume"  # a continuation's {"trial", "epoch", "path"}: the checkpoint it continues from

@@ -51,7 +51,7 @@ class MOTPESamplerConf(SamplerConf):
     """The official sweeper's `motpe`: Optuna removed MOTPESampler (TPE handles several objectives), so
     this runs TPESampler with these keys and says so once."""
 
-    _target_: str = "hydra_plugins.hydra_bohb_sweeper._samplers.motpe"
+    _target_: str = "hydra_plugins.hydra_bohb_sweeper._setup.samplers.motpe"
     n_startup_trials: int = 10
     n_ehvi_candidates: int = 24  # TPE's n_ei_candidates
     consider_prior: Optional[bool] = None

@@ -610,7 +610,7 @@ def figure_parallel_coordinates(
 
 
 # ------------------------------------------------------------------------------ report
-# The sweeper's own figures in each sweep directory (hydra_plugins/hydra_bohb_sweeper/_plots.py).
+# The sweeper's own figures in each sweep directory (hydra_plugins/hydra_bohb_sweeper/_outputs/plots.py).
 SWEEPER_FIGURES = {
     "best_so_far.png": "the objective of every complete trial and the best so far, against time and "
     "trial number (the sweeper's generic figure)",

@@ -15,7 +15,8 @@ from typing import Any
 
 import optuna
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling, names
+from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 
 States = optuna.trial.TrialState
 

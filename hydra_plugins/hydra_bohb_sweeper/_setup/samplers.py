@@ -28,8 +28,8 @@ import optuna
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace, parse_overrides
-from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace, parse_overrides
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings, SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper.sampler_configs import SAMPLER_GROUPS, SamplerConf
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ EXTRAS: dict[type, tuple[str, tuple[str, ...]]] = {
     optuna.samplers.QMCSampler: ("qmc", ("scipy",)),
     optuna.samplers.GPSampler: ("gp", ("torch", "scipy")),
 }
-GRID_TARGET = "hydra_plugins.hydra_bohb_sweeper._samplers.GridSampler"
-BRUTE_FORCE_TARGET = "hydra_plugins.hydra_bohb_sweeper._samplers.BruteForceSampler"
+GRID_TARGET = "hydra_plugins.hydra_bohb_sweeper._setup.samplers.GridSampler"
+BRUTE_FORCE_TARGET = "hydra_plugins.hydra_bohb_sweeper._setup.samplers.BruteForceSampler"
 
 
 def prepare_sampler(

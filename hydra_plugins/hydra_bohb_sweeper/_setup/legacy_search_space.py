@@ -20,8 +20,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper._search_space import format_value
-from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import format_value
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
 
 UPGRADE_NOTES = "https://hydra.cc/docs/upgrades/1.1_to_1.2/changes_to_sweeper_config/"
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import optuna
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling, names
-from hydra_plugins.hydra_bohb_sweeper._files import write_text, write_yaml
-from hydra_plugins.hydra_bohb_sweeper._storage import redact
+from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._outputs.files import write_text, write_yaml
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 
 States = optuna.trial.TrialState
 

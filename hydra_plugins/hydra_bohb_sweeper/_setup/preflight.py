@@ -14,11 +14,11 @@ import optuna
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.hydra_bohb_sweeper import _legacy_search_space as legacy_search_space
-from hydra_plugins.hydra_bohb_sweeper._custom_search_space import dry_run
-from hydra_plugins.hydra_bohb_sweeper._samplers import prepare_sampler, sampler_group
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace, build_search_space, format_value
-from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError, check_settings
+from hydra_plugins.hydra_bohb_sweeper._setup import legacy_search_space
+from hydra_plugins.hydra_bohb_sweeper._setup.custom_search_space import dry_run
+from hydra_plugins.hydra_bohb_sweeper._setup.samplers import prepare_sampler, sampler_group
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace, build_search_space, format_value
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings, SweepConfigError, check_settings
 
 Compose = Callable[[Sequence[str]], DictConfig]  # overrides -> the job config, hydra node included
 Check = Callable[[DictConfig], Any]  # the app's preflight_check: raises ValueError

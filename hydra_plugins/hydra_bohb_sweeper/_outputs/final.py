@@ -25,17 +25,19 @@ import optuna
 import yaml
 from hydra.plugins.launcher import Launcher
 
-from hydra_plugins.hydra_bohb_sweeper import _pareto, _scheduling, names
-from hydra_plugins.hydra_bohb_sweeper._files import write_yaml
-from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides, merge
-from hydra_plugins.hydra_bohb_sweeper._outcome import one_line, outcome_of
-from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace
-from hydra_plugins.hydra_bohb_sweeper._settings import Settings
-from hydra_plugins.hydra_bohb_sweeper._storage import redact
+from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._outputs import pareto as _pareto
+from hydra_plugins.hydra_bohb_sweeper._outputs.files import write_yaml
+from hydra_plugins.hydra_bohb_sweeper._running.jobs import identity_overrides, merge
+from hydra_plugins.hydra_bohb_sweeper._running.outcome import one_line, outcome_of
+from hydra_plugins.hydra_bohb_sweeper._setup.preflight import budget_override
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 
 if TYPE_CHECKING:
-    from hydra_plugins.hydra_bohb_sweeper._ending import SweepEnd
+    from hydra_plugins.hydra_bohb_sweeper._outputs.ending import SweepEnd
 
 log = logging.getLogger(__name__)
 BASELINE_SEARCH = "baseline-search"  # the baseline at the search budget, as the trials were trained

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import optuna
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling, names
+from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 
 States = optuna.trial.TrialState
 FINISHED = (States.COMPLETE, States.PRUNED, States.FAIL)

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
 
-from hydra_plugins.hydra_bohb_sweeper._signals import TrialPaused
+from hydra_plugins.hydra_bohb_sweeper._running.signals import TrialPaused
 
 States = optuna.trial.TrialState
 

@@ -16,9 +16,9 @@ import optuna
 from hydra.utils import instantiate
 from omegaconf import DictConfig, flag_override
 
-from hydra_plugins.hydra_bohb_sweeper._preflight import first_line
-from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError, first_cause
-from hydra_plugins.hydra_bohb_sweeper._storage import (
+from hydra_plugins.hydra_bohb_sweeper._setup.preflight import first_line
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings, SweepConfigError, first_cause
+from hydra_plugins.hydra_bohb_sweeper._study.storage import (
     count_trials,
     has_password,
     is_journal,

@@ -24,8 +24,8 @@ from hydra.utils import get_method
 from omegaconf import DictConfig
 
 from hydra_plugins.hydra_bohb_sweeper import names
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace, format_value, suggest
-from hydra_plugins.hydra_bohb_sweeper._settings import Settings, SweepConfigError, first_cause
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace, format_value, suggest
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings, SweepConfigError, first_cause
 
 
 def custom_overrides(

@@ -13,14 +13,14 @@ from typing import Any, cast
 from hydra.utils import get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 
 DEFAULT_BUDGET = 27  # epochs of a full trial when neither hydra.sweeper.budget nor max_resource is set
 # `_target_`s of hydra/sweeper/pruner that name one of _scheduling.REGISTRY's schedulers (earlier
 # versions' included), by the scheduler's public name.
 SCHEDULER_TARGETS = {
-    "hydra_plugins.hydra_bohb_sweeper._scheduling.Hyperband": _scheduling.Hyperband.name,
-    "hydra_plugins.hydra_bohb_sweeper._scheduling.NoPruning": _scheduling.NoPruning.name,
+    "hydra_plugins.hydra_bohb_sweeper._study.scheduling.Hyperband": _scheduling.Hyperband.name,
+    "hydra_plugins.hydra_bohb_sweeper._study.scheduling.NoPruning": _scheduling.NoPruning.name,
     **_scheduling.LEGACY_TARGETS,
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from hydra_plugins.hydra_bohb_sweeper import names
-from hydra_plugins.hydra_bohb_sweeper._search_space import format_value
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import format_value
 
 ENV_SET = "hydra.job.env_set"
 

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 
 import optuna
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, PAUSED_ATTR, RESUME_ATTR
 
-log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._loop")  # the sweep's own log lines
+log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._running.loop")  # the sweep's own log lines
 
 
 class Progress:

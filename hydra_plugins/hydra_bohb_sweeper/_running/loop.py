@@ -4,7 +4,7 @@ workers and no batch barrier.
 Each worker launches one trial at a time through Hydra's launcher and takes its next work as soon as
 its trial ends, so a trial paused or pruned after one epoch frees its worker at once. The job finds its
 trial through the shared storage (`client.current_trial`), reports every epoch and goes on, pauses or
-stops as the study's scheduler decides (_scheduling.py). Settings, preflight, the study and the quota
+stops as the study's scheduler decides (_study/scheduling.py). Settings, preflight, the study and the quota
 live in their own modules.
 """
 
@@ -23,18 +23,22 @@ from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _checkpoints, _console, _ending, _scheduling, names
-from hydra_plugins.hydra_bohb_sweeper._custom_search_space import custom_overrides
-from hydra_plugins.hydra_bohb_sweeper._jobs import identity_overrides
-from hydra_plugins.hydra_bohb_sweeper._outcome import Outcome, one_line, outcome_of
-from hydra_plugins.hydra_bohb_sweeper._preflight import budget_override, prepare
-from hydra_plugins.hydra_bohb_sweeper._progress import Progress
-from hydra_plugins.hydra_bohb_sweeper._quota import NEW, PROMOTE, STOP, WAIT, Step, TrialQuota
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpaceError, suggest
-from hydra_plugins.hydra_bohb_sweeper._settings import SweepConfigError
-from hydra_plugins.hydra_bohb_sweeper._storage import redact
-from hydra_plugins.hydra_bohb_sweeper._study import keep_password_out_of_files, open_study, storage_url
-from hydra_plugins.hydra_bohb_sweeper._sweep_run import SweepRun, sweep_record
+from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._integrations.sweep_run import SweepRun, sweep_record
+from hydra_plugins.hydra_bohb_sweeper._outputs import ending as _ending
+from hydra_plugins.hydra_bohb_sweeper._running import checkpoints as _checkpoints
+from hydra_plugins.hydra_bohb_sweeper._running import console as _console
+from hydra_plugins.hydra_bohb_sweeper._running.jobs import identity_overrides
+from hydra_plugins.hydra_bohb_sweeper._running.outcome import Outcome, one_line, outcome_of
+from hydra_plugins.hydra_bohb_sweeper._running.progress import Progress
+from hydra_plugins.hydra_bohb_sweeper._running.quota import NEW, PROMOTE, STOP, WAIT, Step, TrialQuota
+from hydra_plugins.hydra_bohb_sweeper._setup.custom_search_space import custom_overrides
+from hydra_plugins.hydra_bohb_sweeper._setup.preflight import budget_override, prepare
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError, suggest
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study.open import keep_password_out_of_files, open_study, storage_url
+from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 
 log = logging.getLogger(__name__)
 States = optuna.trial.TrialState

@@ -18,13 +18,18 @@ import optuna
 from hydra.plugins.launcher import Launcher
 from hydra.utils import get_method
 
-from hydra_plugins.hydra_bohb_sweeper import _checkpoints, _final, _pareto, _plots, _results, names
-from hydra_plugins.hydra_bohb_sweeper._outcome import one_line
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace
-from hydra_plugins.hydra_bohb_sweeper._settings import Settings
-from hydra_plugins.hydra_bohb_sweeper._sweep_run import SweepRun
+from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._integrations.sweep_run import SweepRun
+from hydra_plugins.hydra_bohb_sweeper._outputs import final as _final
+from hydra_plugins.hydra_bohb_sweeper._outputs import pareto as _pareto
+from hydra_plugins.hydra_bohb_sweeper._outputs import plots as _plots
+from hydra_plugins.hydra_bohb_sweeper._outputs import results as _results
+from hydra_plugins.hydra_bohb_sweeper._running import checkpoints as _checkpoints
+from hydra_plugins.hydra_bohb_sweeper._running.outcome import one_line
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings
 
-log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._loop")  # the sweep's own log lines
+log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._running.loop")  # the sweep's own log lines
 
 
 @dataclass

@@ -11,12 +11,12 @@ from typing import Any, cast
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.hydra_bohb_sweeper import _scheduling
-from hydra_plugins.hydra_bohb_sweeper._pareto import objective_names
-from hydra_plugins.hydra_bohb_sweeper._results import epochs_trained
-from hydra_plugins.hydra_bohb_sweeper._search_space import SearchSpace
-from hydra_plugins.hydra_bohb_sweeper._settings import Settings
-from hydra_plugins.hydra_bohb_sweeper._storage import redact
+from hydra_plugins.hydra_bohb_sweeper._outputs.pareto import objective_names
+from hydra_plugins.hydra_bohb_sweeper._outputs.results import epochs_trained
+from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace
+from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings
+from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, METRICS_ATTR, PAUSED_ATTR
 from hydra_plugins.hydra_bohb_sweeper.wandb_mode import wandb_mode, wandb_offline_because, wandb_run_mode
 
