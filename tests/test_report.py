@@ -5,6 +5,7 @@ carries tick labels, categories are named, log axes are log, the baseline is dra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,16 @@ import pytest
 from sweeps import cheap_task, scratch_dir, sweep_in_process
 
 from hydra_plugins.hydra_bohb_sweeper._outputs import plots as _plots
-from hydra_plugins.hydra_bohb_sweeper.analysis import best_so_far, compared_at_one_epoch, param_importances
+from hydra_plugins.hydra_bohb_sweeper.analysis import (
+    INACTIVE,
+    best_so_far,
+    best_so_far_by_epochs,
+    compared_at_one_epoch,
+    param_importances,
+)
 from jahs_bohb import report
+from jahs_bohb.report import figures, parallel_axes
+from jahs_bohb.report.sweeps import FINISHED
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -47,7 +56,7 @@ def sweeps() -> list[report.Sweep]:
     return [report.Sweep.load(run.sweep_dir, storage), optuna_seed(root / "seed1", seed=1)]
 
 
-def optuna_seed(directory: Path, seed: int) -> report.Sweep:
+def optuna_seed(directory: Path, seed: int, n_trials: int = 12) -> report.Sweep:
     study = optuna.create_study(
         study_name=f"seed{seed}",
         direction="maximize",
@@ -66,7 +75,7 @@ def optuna_seed(directory: Path, seed: int) -> report.Sweep:
                 raise optuna.TrialPruned
         return value
 
-    study.optimize(objective, n_trials=12)
+    study.optimize(objective, n_trials=n_trials)
     trials = study.get_trials()
     results = {
         "study_name": study.study_name,
@@ -108,42 +117,98 @@ def test_parallel_coordinates_label_every_axis(sweeps: list[report.Sweep]) -> No
     assert axes["x"].get_yscale() == "log"
     assert {"0.01", "0.1", "1"} <= set(tick_texts(axes["x"]))
     # Categorical: the category names; conditional: an `inactive` slot below the axis' range.
-    assert [t for t in tick_texts(axes["y"]) if t != "inactive"] == ["a", "b", "c"]
-    assert "inactive" in tick_texts(axes["z"])
+    assert [t for t in tick_texts(axes["y"]) if t != INACTIVE] == ["a", "b", "c"]
+    assert INACTIVE in tick_texts(axes["z"])
     assert axes["z"].get_yscale() == "linear"
-    # The objective axis is labelled, in percent.
+    # The objective axis is labelled, in percent, at the epoch every configuration is compared at.
+    comparison = compared_at_one_epoch(sweeps[0].study)
+    assert comparison is not None
+    after = f"after {comparison.epoch} epoch{'s' if comparison.epoch > 1 else ''}"
     host = fig.axes[0]
-    assert "validation\naccuracy (%)" in [t.get_text() for t in host.get_xticklabels()]
+    assert f"validation\naccuracy (%)\n{after}" in [t.get_text() for t in host.get_xticklabels()]
     low, high = axes["objective"].get_ylim()
-    values = [100 * t.value for t in sweeps[0].trials(optuna.trial.TrialState.COMPLETE)]
+    values = [100 * t.value for t in comparison.study.trials]
     assert low <= min(values) and max(values) <= high
 
 
-def test_parallel_coordinates_lines_reach_the_objective_and_the_baseline_is_drawn(
-    sweeps: list[report.Sweep],
-) -> None:
+def test_parallel_coordinates_compare_every_configuration_at_one_epoch(sweeps: list[report.Sweep]) -> None:
+    """Few configurations train the whole budget: Figure 3 draws every one that reached the sweeper's
+    comparison epoch (as its own parallel coordinates do), not only the complete trials, and says so."""
+    comparison = compared_at_one_epoch(sweeps[0].study)
+    assert comparison is not None
+    complete = sweeps[0].trials(optuna.trial.TrialState.COMPLETE)
+    assert comparison.configurations > len(complete)
     fig = report.build_parallel_coordinates(sweeps[:1])
     host = fig.axes[0]
     (lines,) = host.collections
-    complete = sweeps[0].trials(optuna.trial.TrialState.COMPLETE)
     segments = lines.get_segments()
-    assert len(segments) == len(complete)
+    assert len(segments) == comparison.configurations
     assert all(len(s) == 4 and all(math.isfinite(y) for _, y in s) for s in segments)  # x, y, z, objective
+    plan = report.parallel_coordinates(sweeps[:1])
+    assert plan is not None and plan.epoch == comparison.epoch
+    assert f"{comparison.configurations} configurations after" in fig.texts[0].get_text()
+    assert f"reached epoch {comparison.epoch}" in plan.caption()
+    # The baseline trained the whole budget in the final evaluation, more epochs than the comparison:
+    # its configuration is drawn, its accuracy is not put beside accuracies after fewer epochs.
+    evaluation = sweeps[0].evaluation("baseline")
+    assert plan.baseline is not None and plan.baseline.epochs == evaluation["epochs"] > comparison.epoch
     (baseline,) = [line for line in host.lines if line.get_label() == "baseline"]
     xs, ys = baseline.get_data()
-    assert len(xs) == 4
-    # The baseline has y=a, so z is inactive for it, and sits at its accuracy on the last axis.
+    assert len(xs) == 3  # x, y and z, no accuracy
     names = [ax.get_label() for ax in fig.axes[1:5]]
-    assert ys[names.index("z")] == report.INACTIVE
-    evaluation = sweeps[0].evaluation("baseline")
+    assert ys[names.index("z")] == parallel_axes.INACTIVE_Y  # the baseline has y=a: z is inactive for it
+    assert set(lines.get_linewidths()) == {1.0}  # nothing is "better than the baseline"
+    (legend,) = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend.startswith("the baseline's configuration") and "not on the accuracy axis" in legend
+    assert "the baseline's configuration" in plan.caption() and "thick" not in plan.caption()
+    # Several seeds share one epoch: the shallowest of their comparisons.
+    both = report.parallel_coordinates(sweeps)
+    epochs = [c.epoch for s in sweeps if (c := compared_at_one_epoch(s.study)) is not None]
+    assert both is not None and len(epochs) == 2 and both.epoch == min(epochs)
+    shared = [compared_at_one_epoch(s.study, both.epoch) for s in sweeps]
+    assert len(both.trials) == sum(c.configurations for c in shared if c is not None)
+    assert compared_at_one_epoch(sweeps[0].study, epoch=10**6) is None  # no configuration got there
+
+
+def check_baseline_on_the_accuracy_axis(fig: matplotlib.figure.Figure, baseline: report.Baseline) -> None:
+    host = fig.axes[0]
+    (line,) = [line for line in host.lines if line.get_label() == "baseline"]
+    xs, ys = line.get_data()
+    assert len(xs) == 4  # its configuration, then its accuracy
+    names = [ax.get_label() for ax in fig.axes[1:5]]
+    assert ys[names.index("z")] == parallel_axes.INACTIVE_Y
     objective = value_axes(fig)["objective"]
-    (bottom, top), (y0, y1) = objective.get_ylim(), report.Y_RANGE
+    (bottom, top), (y0, y1) = objective.get_ylim(), parallel_axes.Y_RANGE
     on_axis = bottom + (ys[-1] - y0) / (y1 - y0) * (top - bottom)  # the line's height in percent
-    assert on_axis == pytest.approx(100 * evaluation["val_acc_best"])
-    # Coloured by accuracy, with a colour bar that says so.
-    assert any(ax.get_ylabel() == "validation accuracy (%)" for ax in fig.axes)
-    legend = fig.legends[0]
-    assert any(t.get_text().startswith("baseline: ") for t in legend.get_texts())
+    assert on_axis == pytest.approx(100 * baseline.value)
+    assert any(ax.get_ylabel().startswith("validation accuracy (%)") for ax in fig.axes)  # the colour bar
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(t.startswith("baseline: ") for t in legend)
+    assert "thick: trials better than the baseline" in legend
+
+
+def test_parallel_coordinates_put_the_baseline_on_the_accuracy_axis_where_it_compares(
+    sweeps: list[report.Sweep], tmp_path: Path
+) -> None:
+    baseline = report.baseline_of(sweeps[:1], ["x", "y", "z"])
+    assert baseline is not None and baseline.params is not None
+    comparison = compared_at_one_epoch(sweeps[0].study)
+    assert comparison is not None
+    # A baseline trained for the comparison's epochs compares with the configurations there.
+    at_epoch = dataclasses.replace(baseline, epochs=comparison.epoch)
+    check_baseline_on_the_accuracy_axis(report.build_parallel_coordinates(sweeps[:1], at_epoch), at_epoch)
+    # Too few configurations to compare at one epoch: the complete trials, as in the seed's Figure 3.
+    few = optuna_seed(tmp_path / "few", seed=2, n_trials=5)
+    assert compared_at_one_epoch(few.study) is None
+    plan = report.parallel_coordinates([few], baseline)
+    assert plan is not None and plan.epoch is None
+    complete = few.trials(optuna.trial.TrialState.COMPLETE)
+    assert len(plan.trials) == len(complete) >= 2
+    fig = figures.draw_parallel_coordinates(plan)
+    assert len(fig.axes[0].collections[0].get_segments()) == len(complete)
+    assert f"{len(complete)} complete trials, 9 epochs each" in fig.texts[0].get_text()
+    check_baseline_on_the_accuracy_axis(fig, baseline)
+    assert "Every complete trial" in plan.caption() and "thick: better than it" in plan.caption()
 
 
 def test_baseline_configuration_is_read_from_its_job(sweeps: list[report.Sweep]) -> None:
@@ -163,22 +228,22 @@ def test_baseline_configuration_is_read_from_its_job(sweeps: list[report.Sweep])
 def test_numeric_ticks_are_round_values_in_range(
     low: float, high: float, log: bool, integer: bool, expected: list[float]
 ) -> None:
-    assert report._numeric_ticks(low, high, log, integer) == pytest.approx(expected)
+    assert parallel_axes.numeric_ticks(low, high, log, integer) == pytest.approx(expected)
 
 
 def test_values_outside_the_space_get_their_own_place() -> None:
     """The baseline may sit outside the space: batch 100 among choices 64..2048, weight decay 0 on a log
     axis, 64 filters where the search went to 32."""
-    batch = report.PCAxis.for_parameter(
+    batch = parallel_axes.PCAxis.for_parameter(
         "b", "b", optuna.distributions.CategoricalDistribution([64, 128, 256]), [64, 100, 256]
     )
     assert batch.categories == [64, 100, 128, 256] and batch.extra == [100]
-    decay = report.PCAxis.for_parameter(
+    decay = parallel_axes.PCAxis.for_parameter(
         "wd", "wd", optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True), [1e-4, 0.0, None]
     )
-    assert decay.zero and decay.inactive and decay.position(0.0) == report.ZERO
-    assert decay.ticks()[1][:2] == ["inactive", "0"]
-    filters = report.PCAxis.for_parameter(
+    assert decay.zero and decay.inactive and decay.position(0.0) == parallel_axes.ZERO
+    assert decay.ticks()[1][:2] == [INACTIVE, "0"]
+    filters = parallel_axes.PCAxis.for_parameter(
         "f", "f", optuna.distributions.IntDistribution(8, 32, log=True), [8, 16, 64]
     )
     assert filters.high == 64 and "64" in filters.ticks()[1]
@@ -212,7 +277,23 @@ def test_best_over_time_several_seeds_shows_median_and_band(sweeps: list[report.
     assert time_ax.collections  # the band
     curve = sweeps[0].best_curve()
     assert list(curve["epochs"]) == sorted(curve["epochs"])  # epochs spent only grow
-    assert curve["epochs"][-1] == sweeps[0].results["epochs_trained"]
+    assert curve["epochs"][-1] == sweeps[0].results["epochs_trained"]  # segments count their own epochs
+
+
+def test_best_so_far_by_epochs_is_the_sweepers_best_so_far_with_every_epoch_spent(
+    sweeps: list[report.Sweep],
+) -> None:
+    for sweep in sweeps:
+        rows = best_so_far_by_epochs(sweep.study)
+        assert len(rows) == len(sweep.trials(*FINISHED))  # every finished trial, paused ones too
+        assert rows[-1]["epochs"] == sweep.results["epochs_trained"]
+        assert (
+            rows[-1]["best_value"]
+            == best_so_far(sweep.study)[-1]["best_value"]
+            == sweep.results["best_value"]
+        )
+        assert sweep.best_at_budget(rows[-1]["epochs"]) == sweep.results["best_value"]
+        assert sweep.best_at_budget(0) is None
 
 
 # --------------------------------------------------------------------------- report.md
@@ -223,6 +304,9 @@ def test_report_shows_every_figure_with_a_caption(sweeps: list[report.Sweep], tm
         assert paths[name].stat().st_size > 0
         line = next(i for i, line in enumerate(text.splitlines()) if f"]({name}.png)" in line)
         assert text.splitlines()[line - 2].strip(), f"{name} has no caption"
+    plan = report.parallel_coordinates(sweeps)
+    assert plan is not None and plan.caption() in text  # what the figure draws: configurations at an epoch
+    assert "| Seed study | Configurations (complete / pruned / failed) |" in text
     for figure in ("best_so_far.png", "param_importances.png", "parallel_coordinates.html"):
         assert f"seed0/{figure}" in text  # the sweeper's own figures, linked with a caption
     assert "median of 1" not in text

@@ -1,16 +1,19 @@
-"""Reading a study back: best-so-far curves and parameter importances, for the sweep's figures and for
-reports written by apps. Optuna is imported when a function is called (Hydra's plugin scan imports this
-module at every start).
+"""Reading a study back: best-so-far curves, every configuration compared at one epoch, parameter
+importances and the sweep's conditions, for the sweep's figures and for reports written by apps. Optuna
+is imported when a function is called (Hydra's plugin scan imports this module at every start).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import optuna
+
+INACTIVE = "inactive"  # how figures and reports mark a parameter that a configuration does not use
 
 
 def best_so_far(study: optuna.Study) -> list[dict[str, Any]]:
@@ -36,6 +39,34 @@ def best_so_far(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
+def best_so_far_by_epochs(study: optuna.Study, objective: int = 0) -> list[dict[str, Any]]:
+    """Per finished trial (complete, pruned or failed), in order of completion: `elapsed_s` since the
+    study's first trial started, `epochs` trained by the finished trials so far (each counts the epochs it
+    reported: a segment that continues a configuration only its own) and `best_value`, the best value of
+    objective number `objective` among the complete trials so far (None before the first)."""
+    import optuna
+
+    from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+
+    states = optuna.trial.TrialState
+    everything = study.get_trials(deepcopy=False)
+    start = min((t.datetime_start for t in everything if t.datetime_start), default=None)
+    ended = (states.COMPLETE, states.PRUNED, states.FAIL)
+    finished = [t for t in everything if t.state in ended and t.datetime_start and t.datetime_complete]
+    finished.sort(key=lambda t: t.datetime_complete or datetime.min)
+    sign = 1 if study.directions[objective] == optuna.study.StudyDirection.MAXIMIZE else -1
+    rows, spent, best = [], 0, None
+    for t in finished:
+        assert start is not None and t.datetime_complete is not None
+        spent += len(_scheduling.reported_values(t))
+        value = t.values[objective] if t.state == states.COMPLETE and t.values else None
+        if value is not None and math.isfinite(value) and (best is None or sign * value > sign * best):
+            best = value
+        elapsed = (t.datetime_complete - start).total_seconds()
+        rows.append({"trial": t.number, "elapsed_s": elapsed, "epochs": spent, "best_value": best})
+    return rows
+
+
 MIN_CONFIGURATIONS = 8  # compared at one epoch for importances: fewer give no meaningful ranking
 
 
@@ -47,10 +78,11 @@ class Comparison(NamedTuple):  # no dataclass: Hydra's plugin scan runs this mod
     configurations: int
 
 
-def compared_at_one_epoch(study: optuna.Study) -> Comparison | None:
-    """The configurations at the deepest epoch that at least MIN_CONFIGURATIONS of them reported, or
-    None (too few, or several objectives). Hyperband trains few configurations to the budget; an early
-    rung compares nearly every configuration of the study, for importances and parallel coordinates."""
+def compared_at_one_epoch(study: optuna.Study, epoch: int | None = None) -> Comparison | None:
+    """The configurations at the deepest epoch that at least MIN_CONFIGURATIONS of them reported (or at
+    `epoch`, one that several studies share), or None (too few, or several objectives). Hyperband trains
+    few configurations to the budget; an early rung compares nearly every configuration of the study, for
+    importances and parallel coordinates."""
     import optuna
 
     from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
@@ -65,7 +97,11 @@ def compared_at_one_epoch(study: optuna.Study) -> Comparison | None:
     reached = sorted((c.epochs for c in configs), reverse=True)
     if len(reached) < MIN_CONFIGURATIONS:
         return None
-    epoch = reached[MIN_CONFIGURATIONS - 1]
+    deepest = reached[MIN_CONFIGURATIONS - 1]
+    if epoch is None:
+        epoch = deepest
+    elif epoch > deepest:  # fewer than MIN_CONFIGURATIONS reached it
+        return None
     view = optuna.create_study(study_name=study.study_name, direction=study.direction)
     for config in configs:
         if epoch in config.values:

@@ -16,6 +16,7 @@ import optuna
 import yaml
 
 from hydra_plugins.hydra_bohb_sweeper.analysis import (
+    INACTIVE,
     Comparison,
     best_so_far,
     compared_at_one_epoch,
@@ -26,7 +27,6 @@ from hydra_plugins.hydra_bohb_sweeper.names import FINAL_FILE, OBJECTIVE_ATTR
 log = logging.getLogger(__name__)
 States = optuna.trial.TrialState
 BASELINE_COLOR = "tab:red"
-INACTIVE = "inactive"  # what the parallel coordinates call a parameter a trial does not have
 
 
 def objective_name(study: optuna.Study) -> str:
