@@ -87,7 +87,7 @@ def main() -> None:
     )
     parser.add_argument("extra", nargs="*", help="more overrides for every seed (after --)")
     args = parser.parse_args()
-    runs_dir = args.out.with_suffix("").parent / f"{args.out.stem}-runs"
+    runs_dir = ROOT / "benchmarks" / "results" / f"{args.out.stem}-runs"  # git-ignored: whole sweeps
     runs_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in args.seeds:
