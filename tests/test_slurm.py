@@ -315,8 +315,10 @@ def test_real_train_py_on_slurm_writes_results_wandb_runs_and_the_final_evaluati
     ]
     assert len(set(jobs)) == len(sweep.trials) + 2
     assert set(slurm.states(*{j.split("_")[0] for j in jobs}).values()) == {"COMPLETED"}
-    # W&B (offline): a run per trial, the final evaluation, the baseline, and the sweep's own run.
-    assert len(list((sweep.sweep_dir / "wandb").glob("offline-run-*"))) == len(sweep.trials) + 3
+    # W&B (offline): a run per trial, the final evaluation's candidates, its test of the pick, the
+    # baseline, and the sweep's own run.
+    runs = list((sweep.sweep_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == len(sweep.trials) + len(final["candidates"]) + 3
     quiet_console(sweep)
     # The storage's password is in no output, saved config, log, pickled submitit job or W&B run file.
     password = str(urlsplit(storage).password)

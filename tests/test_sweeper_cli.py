@@ -227,7 +227,7 @@ def test_the_readme_app_reports_per_epoch_and_is_pruned(slow_runs: dict[str, Fut
     assert run.of_state(States.PRUNED), "no trial was pruned"
     lines = progress_lines(run.stdout + run.stderr)
     assert len(lines) == 20
-    assert re.search(r"\[ 1/20   5%\] trial 0 +(COMPLETE|PRUNED) +\d/9 epochs  value \d\.\d{4}", lines[0])
+    assert re.search(r"\[ 1/20\] #0 +(COMPLETE|PRUNED) +epochs \d/9  value \d+\.\d{4}", lines[0])
     budget = run.results["budget_epochs"] if run.results else None
     for t in run.of_state(States.COMPLETE):
         assert len(t.intermediate_values) == budget
