@@ -265,3 +265,19 @@ def compose_sweep(
 def sweeper_settings(config: DictConfig) -> dict[str, Any]:
     """The keyword arguments Hydra passes to the sweeper's constructor."""
     return {k: v for k, v in config.hydra.sweeper.items() if not str(k).startswith("_")}
+
+
+def refusal(*overrides: str, arguments: tuple[str, ...] = ()) -> str:
+    """The one-line error with which the sweeper refuses these settings before any study exists."""
+    import pytest
+
+    from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
+    from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError
+    from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
+
+    config, compose = compose_sweep(list(overrides))
+    with pytest.raises((SweepConfigError, SearchSpaceError)) as refused:
+        prepare(sweeper_settings(config), "cheap_task", list(arguments), config, compose)
+    message = str(refused.value)
+    assert "\n" not in message, message
+    return message

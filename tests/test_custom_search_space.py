@@ -15,7 +15,15 @@ from typing import Any
 import optuna
 import pytest
 from omegaconf import DictConfig, OmegaConf
-from sweeps import cheap_task, compose_sweep, error_lines, scratch_dir, sweep_in_process, sweeper_settings
+from sweeps import (
+    cheap_task,
+    compose_sweep,
+    error_lines,
+    refusal,
+    scratch_dir,
+    sweep_in_process,
+    sweeper_settings,
+)
 
 from hydra_plugins.hydra_bohb_sweeper import names
 from hydra_plugins.hydra_bohb_sweeper._setup.custom_search_space import custom_overrides
@@ -23,7 +31,6 @@ from hydra_plugins.hydra_bohb_sweeper._setup.legacy_search_space import expressi
 from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
 from hydra_plugins.hydra_bohb_sweeper._setup.search_space import (
     SearchSpace,
-    SearchSpaceError,
     distribution_from_override,
     parse_overrides,
 )
@@ -94,15 +101,6 @@ def test_a_key_new_to_the_job_config_is_added_with_plus() -> None:
     config, compose = compose_sweep([f"{HOOK}.adds_a_new_key"])
     settings, _ = prepare(sweeper_settings(config), "cheap_task", [], config, compose)
     assert settings.custom_search_space == "test_custom_search_space.adds_a_new_key"
-
-
-def refusal(*overrides: str, arguments: tuple[str, ...] = ()) -> str:
-    config, compose = compose_sweep(list(overrides))
-    with pytest.raises((SweepConfigError, SearchSpaceError)) as refused:
-        prepare(sweeper_settings(config), "cheap_task", list(arguments), config, compose)
-    message = str(refused.value)
-    assert "\n" not in message, message
-    return message
 
 
 def test_a_new_key_without_plus_is_refused_before_any_trial() -> None:

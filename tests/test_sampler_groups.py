@@ -20,12 +20,10 @@ import optuna
 import pytest
 from hydra.utils import get_method
 from omegaconf import OmegaConf
-from sweeps import compose_sweep, error_lines, scratch_dir, sweep_in_process, sweeper_settings
+from sweeps import compose_sweep, error_lines, refusal, scratch_dir, sweep_in_process, sweeper_settings
 
 from hydra_plugins.hydra_bohb_sweeper._setup import samplers as _samplers
 from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
-from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError
-from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper._study import open as _study
 from hydra_plugins.hydra_bohb_sweeper.sampler_configs import SAMPLER_GROUPS
 
@@ -124,15 +122,6 @@ def test_sampler_swapped_by_target_keeps_no_tpe_key(
 
 
 # --- before any study: one line that keeps the reason ---------------------------------------------
-
-
-def refusal(*overrides: str, arguments: tuple[str, ...] = ()) -> str:
-    config, compose = compose_sweep(list(overrides))
-    with pytest.raises((SweepConfigError, SearchSpaceError)) as refused:
-        prepare(sweeper_settings(config), "cheap_task", list(arguments), config, compose)
-    message = str(refused.value)
-    assert "\n" not in message, message
-    return message
 
 
 def test_swapped_target_drops_only_the_groups_untouched_keys() -> None:

@@ -94,6 +94,30 @@ def readme_app_sweep(root: Path) -> Sweep:
 # --- sweepers killed and resumed ------------------------------------------------------------------
 
 
+def killed_when(root: Path, settings: tuple[str, ...], ready: Callable[[list[Any]], bool]) -> list[Any]:
+    """The cheap app's sweep (0.3 s per epoch) SIGKILLed as soon as `ready(trials)`; its trials then."""
+    proc = subprocess.Popen(
+        [sys.executable, CHEAP_APP, "-m", f"hydra.sweep.dir={root}", *settings, "sleep_s=0.3"],
+        cwd=REPO_ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + TIMEOUT_S
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            trials = optuna.load_study(study_name="cheap", storage=storage_url(root)).get_trials()
+        except Exception:  # no study yet
+            trials = []
+        if ready(trials):
+            break
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    return optuna.load_study(study_name="cheap", storage=storage_url(root)).get_trials()
+
+
+def training(trials: list[Any]) -> bool:
+    return any(t.state == States.RUNNING and t.intermediate_values for t in trials)
+
+
 def killed_then_resumed(root: Path, wait_s: float, heartbeat_s: int) -> tuple[list[Any], Sweep]:
     """A sweep killed (SIGKILL) in the middle of its first trial, then resumed after `wait_s` seconds.
 
@@ -102,23 +126,7 @@ def killed_then_resumed(root: Path, wait_s: float, heartbeat_s: int) -> tuple[li
         f"hydra.sweeper.heartbeat_interval={heartbeat_s}", "hydra.sweeper.n_trials=3",
         "hydra/sweeper/pruner=none",  # the first trial runs all its epochs: a long time to be killed in
     )  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, CHEAP_APP, "-m", f"hydra.sweep.dir={root}", *settings, "sleep_s=0.3"],
-        cwd=REPO_ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + TIMEOUT_S
-    trials: list[Any] = []
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            trials = optuna.load_study(study_name="cheap", storage=storage_url(root)).get_trials()
-        except Exception:  # no study yet
-            trials = []
-        if any(t.state == States.RUNNING and t.intermediate_values for t in trials):
-            break
-        time.sleep(0.2)
-    proc.kill()
-    proc.wait()
-    killed = optuna.load_study(study_name="cheap", storage=storage_url(root)).get_trials()
+    killed = killed_when(root, settings, training)
     time.sleep(wait_s)
     return killed, sweep_cli(root, *settings)
 
@@ -128,24 +136,9 @@ def killed_with_configurations_paused(root: Path) -> tuple[list[Any], list[Path]
     half-written checkpoint left behind (a job killed while saving), then resumed once the killed trial
     is stale. Returns the trials at the kill, the checkpoints they recorded, and the resumed sweep."""
     settings = ("hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.n_trials=9")
-    proc = subprocess.Popen(
-        [sys.executable, CHEAP_APP, "-m", f"hydra.sweep.dir={root}", *settings, "sleep_s=0.3"],
-        cwd=REPO_ROOT, env=app_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + TIMEOUT_S
-    trials: list[Any] = []
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            trials = optuna.load_study(study_name="cheap", storage=storage_url(root)).get_trials()
-        except Exception:  # no study yet
-            trials = []
-        paused = [t for t in trials if "paused" in t.user_attrs]
-        if len(paused) >= 3 and any(t.state == States.RUNNING and t.intermediate_values for t in trials):
-            break
-        time.sleep(0.1)
-    proc.kill()
-    proc.wait()
-    killed = optuna.load_study(study_name="cheap", storage=storage_url(root)).get_trials()
+    killed = killed_when(
+        root, settings, lambda trials: sum("paused" in t.user_attrs for t in trials) >= 3 and training(trials)
+    )
     checkpoints = [Path(t.user_attrs["paused"]["path"]) for t in killed if "paused" in t.user_attrs]
     # What a job killed while saving leaves: a temporary file beside the checkpoint, never renamed.
     (checkpoints[0].parent / f".{checkpoints[0].name}.4242.tmp").write_text("{half-writ")
