@@ -169,3 +169,27 @@ def test_every_benchmark_is_in_the_benchmarks_readme() -> None:
         name for name in sorted(scripts) if f"benchmarks/{name}" not in readme and f"`{name}`" not in readme
     ]
     assert not missing, f"benchmarks/README.md does not say what these do or how to run them: {missing}"
+
+
+def test_every_key_of_the_apps_config_is_in_its_table() -> None:
+    """docs/app-configs.md's table names every key of the composed job config (conf/train.yaml)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        config = compose(config_name="train")
+    GlobalHydra.instance().clear()
+
+    def keys(node: Any, prefix: str = "") -> Iterator[str]:
+        for key, value in node.items_ex(resolve=False):
+            if OmegaConf.is_dict(value):
+                yield from keys(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}"
+
+    text = (REPO_ROOT / "docs" / "app-configs.md").read_text()
+    documented = set(re.findall(r"`([\w.]+)`", text))
+    missing = sorted(key for key in keys(config) if key not in documented)
+    assert not missing, f"docs/app-configs.md does not document {missing}"
