@@ -181,7 +181,9 @@ def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] |
     log.info(
         "BOHB: final evaluation: %s retrained (%s)%s",
         ", ".join(f"#{c.number}" for c in chosen), " ".join(extra) or "as searched",
-        "; the best of them by the objective is tested" if test_extra else "",
+        ("; the best of them by the objective is tested" if len(chosen) > 1 else "; then tested")
+        if test_extra
+        else "",
     )  # fmt: skip
     models = evaluations.sweep_dir.resolve() / "candidate-models"
     jobs = {f"{names.CANDIDATE}-{c.number}": merge(_overrides_of(c), extra) for c in chosen}
