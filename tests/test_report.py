@@ -354,3 +354,16 @@ def test_sweeper_figures_skip_a_study_with_several_objectives(tmp_path: Path) ->
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=5)
     assert _plots.write_figures(study, tmp_path) == {}  # and does not raise: the sweep still finishes
+
+
+def test_the_report_shows_the_final_picks_candidates_and_its_configuration(
+    sweeps: list[report.Sweep], tmp_path: Path
+) -> None:
+    text = report.write_report(tmp_path, sweeps[:1])["report"].read_text()
+    final = sweeps[0].final
+    pick = final["incumbent"]["configuration"]
+    assert "## The final pick" in text and text.count("**the pick**") == 1
+    for candidate in final["candidates"]:
+        assert f"| #{candidate['configuration']} |" in text
+    assert f"Picked: {sweeps[0].study.study_name}: #{pick}, {final['incumbent']['chosen_because']}." in text
+    assert f"## Best configuration (the final pick, #{pick})" in text

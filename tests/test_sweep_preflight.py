@@ -40,3 +40,17 @@ def test_the_seed_space_passes_and_composes_with_the_none_pruner() -> None:
     not once)."""
     prepare_train_sweep()
     prepare_train_sweep(hydra_overrides=("hydra/sweeper/pruner=none",))
+
+
+@pytest.mark.parametrize(
+    ("sweeper", "mode", "directions"),
+    [("bohb", "promotion", ["maximize"]), ("bohb_stopping", "stopping", ["maximize"]),
+     ("bohb_mo", "promotion", ["maximize", "minimize"])],
+)  # fmt: skip
+def test_the_apps_sweeper_presets_choose_their_scheduler(
+    sweeper: str, mode: str, directions: list[str]
+) -> None:
+    config, compose = compose_sweep([f"sweeper={sweeper}"], app=TRAIN, config_name="train")
+    settings, _ = prepare(sweeper_settings(config), "train", [f"sweeper={sweeper}"], config, compose)
+    assert settings.scheduler.record()["mode"] == mode and settings.directions == directions
+    assert settings.budget == 27

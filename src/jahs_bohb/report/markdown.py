@@ -58,6 +58,16 @@ def write_report(out_dir: Path, bohb: list[Sweep], random: list[Sweep] | None = 
         "",
         *tables.search_rows(bohb),
     ]
+    if pick_rows := tables.final_pick_rows(bohb):
+        lines += [
+            "",
+            "## The final pick",
+            "",
+            "The best configurations of the search, retrained with the final budget; only the one with the "
+            "best validation accuracy after retraining (the pick) is tested.",
+            "",
+            *pick_rows,
+        ]
     if random:
         lines += [
             "",
@@ -94,11 +104,14 @@ def write_report(out_dir: Path, bohb: list[Sweep], random: list[Sweep] | None = 
     if more:
         lines += ["## The sweeper's figures", "", *more, ""]
     best = max(bohb, key=lambda s: s.results.get("best_value") or 0)
+    params, which = best.results.get("best_params", {}), "the search's best"
+    if (pick := (best.final.get("incumbent") or {}).get("configuration")) is not None:
+        params, which = best.configuration_params(pick), f"the final pick, #{pick}"
     lines += [
-        "## Best configuration",
+        f"## Best configuration ({which})",
         "",
         "```yaml",
-        yaml.safe_dump(best.results.get("best_params", {})).strip(),
+        yaml.safe_dump(params).strip(),
         "```",
     ]
     failures = [

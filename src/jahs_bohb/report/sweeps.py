@@ -41,6 +41,10 @@ class Sweep:
     results: dict[str, Any]
     final: dict[str, Any] = field(default_factory=dict)
 
+    def configuration_params(self, number: int) -> dict[str, Any]:
+        """The parameters of configuration `number` (its first trial's)."""
+        return dict(self.study.trials[number].params)
+
     @classmethod
     def load(cls, directory: Path, storage: str | None = None, study: optuna.Study | None = None) -> Sweep:
         """The sweep in `directory`; its study from `study`, else from `storage`, else from the SQLite

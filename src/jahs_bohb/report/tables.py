@@ -88,3 +88,27 @@ def equal_budget_rows(bohb: list[Sweep], random: list[Sweep]) -> list[str]:
             configurations = statistics.mean(s.configurations() for s in sweeps)
             rows.append(f"| {name} | {mean_std(values)} | {configurations:.0f} per seed | {len(sweeps)} |")
     return rows
+
+
+def final_pick_rows(bohb: list[Sweep]) -> list[str]:
+    """Per sweep: the configurations the final evaluation retrained, their value in the search and after
+    retraining (validation: the pick is the best of them), and why the pick won."""
+    rows = [
+        "| Seed study | Configuration | Search value (epochs) | Validation after retraining | |",
+        "|---|---|---|---|---|",
+    ]
+    reasons = []
+    for sweep in bohb:
+        candidates = sweep.final.get("candidates") or []
+        pick = (sweep.final.get("incumbent") or {}).get("configuration")
+        for candidate in candidates:
+            value = candidate.get("value")
+            retrained = f"{100 * value:.2f}%" if isinstance(value, float) else candidate.get("state", "-")
+            rows.append(
+                f"| {sweep.study.study_name} | #{candidate['configuration']} | "
+                f"{100 * candidate['search_value']:.2f}% ({candidate['search_epochs']}) | {retrained} | "
+                f"{'**the pick**' if candidate['configuration'] == pick else ''} |"
+            )
+        if why := (sweep.final.get("incumbent") or {}).get("chosen_because"):
+            reasons.append(f"{sweep.study.study_name}: #{pick}, {why}")
+    return [*rows, "", *(f"Picked: {reason}." for reason in reasons)] if len(rows) > 2 else []
