@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 import optuna
+import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -32,6 +33,7 @@ from hydra.test_utils.test_utils import SweepTaskFunction
 from omegaconf import DictConfig
 from wandb_runs import unreachable_env
 
+from hydra_plugins.hydra_bohb_sweeper import names
 from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 from hydra_plugins.hydra_bohb_sweeper.names import RESULTS_FILE, STORAGE_FILE
 
@@ -191,6 +193,29 @@ def app_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def act_as_trial(
+    monkeypatch: pytest.MonkeyPatch,
+    study: optuna.Study,
+    url: str,
+    trial_number: int,
+    *,
+    budget: int,
+    checkpoints: Path | None = None,
+    role: str | None = None,
+) -> None:
+    """This process becomes the job of one trial, with the environment the sweeper launches it with."""
+    env = {
+        names.ENV_STUDY: study.study_name, names.ENV_STORAGE: url, names.ENV_TRIAL: str(trial_number),
+        names.ENV_BUDGET: str(budget),
+    }  # fmt: skip
+    if checkpoints is not None:
+        env[names.ENV_CHECKPOINTS] = str(checkpoints)
+    if role is not None:
+        env[names.ENV_ROLE] = role
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
 def sweep_cli(
     sweep_dir: Path,
     *overrides: str,
@@ -269,8 +294,6 @@ def sweeper_settings(config: DictConfig) -> dict[str, Any]:
 
 def refusal(*overrides: str, arguments: tuple[str, ...] = ()) -> str:
     """The one-line error with which the sweeper refuses these settings before any study exists."""
-    import pytest
-
     from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
     from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError
     from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError

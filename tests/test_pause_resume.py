@@ -18,7 +18,7 @@ import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from sweeps import REPO_ROOT, run_in_process, scratch_dir, sweep_in_process
+from sweeps import REPO_ROOT, act_as_trial, run_in_process, scratch_dir, sweep_in_process
 
 from hydra_plugins.hydra_bohb_sweeper import client, names
 from hydra_plugins.hydra_bohb_sweeper._study.scheduling import Hyperband
@@ -122,12 +122,7 @@ def test_the_callback_pauses_and_a_resumed_fit_keeps_the_learning_rate_schedule(
     )
     first = study.ask()
     first.set_user_attr(names.CONFIG_ATTR, first.number)
-    env = {
-        names.ENV_STUDY: "tiny", names.ENV_STORAGE: url, names.ENV_TRIAL: str(first.number),
-        names.ENV_BUDGET: "4", names.ENV_CHECKPOINTS: str(tmp_path / "checkpoints"),
-    }  # fmt: skip
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    act_as_trial(monkeypatch, study, url, first.number, budget=4, checkpoints=tmp_path / "checkpoints")
     straight = tiny_fit([])
     trial = client.current_trial()
     assert trial is not None

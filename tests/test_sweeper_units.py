@@ -15,6 +15,7 @@ import pytest
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from sweeps import act_as_trial
 
 from hydra_plugins.hydra_bohb_sweeper import client, names, wandb_mode
 from hydra_plugins.hydra_bohb_sweeper._outputs import results as _results
@@ -334,9 +335,7 @@ def test_a_job_attaches_to_its_trial_reports_and_is_never_pruned_at_its_full_bud
     study.set_user_attr(names.SCHEDULER_ATTR, threshold.record())
     trial = study.ask()
     trial.suggest_float("lr", 0.1, 1.0)
-    env = {names.ENV_STUDY: "jobs", names.ENV_STORAGE: url, names.ENV_TRIAL: str(trial.number)}
-    for key, value in {**env, names.ENV_ROLE: names.TRIAL, names.ENV_BUDGET: "3"}.items():
-        monkeypatch.setenv(key, value)
+    act_as_trial(monkeypatch, study, url, trial.number, budget=3, role=names.TRIAL)
     job = client.current_job()
     assert job == client.SweepJob("jobs", url, names.TRIAL, trial.number, 3, config_number=trial.number)
     run = job.wandb_names()
@@ -372,12 +371,7 @@ def test_a_paused_job_saves_its_checkpoint_and_its_continuation_finds_it(
     study.set_user_attr(names.SCHEDULER_ATTR, _scheduling.Hyperband(budget=9).record())
     first = study.ask()
     first.set_user_attr(names.CONFIG_ATTR, first.number)
-    env = {
-        names.ENV_STUDY: "pause", names.ENV_STORAGE: url, names.ENV_TRIAL: str(first.number),
-        names.ENV_BUDGET: "9", names.ENV_CHECKPOINTS: str(tmp_path / "checkpoints"),
-    }  # fmt: skip
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    act_as_trial(monkeypatch, study, url, first.number, budget=9, checkpoints=tmp_path / "checkpoints")
     job = client.current_trial()
     assert job is not None
     job.report(0.5, 1)
