@@ -25,12 +25,11 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import common  # the machine's description, as every benchmark records it
+import quick_study_seeds  # the README's command, run per seed
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,19 +78,10 @@ def evaluate(checkout: Path, sweep_dir: Path, seed: int, top_k: int, copies: Pat
         }
     copy = (copies / f"seed-{seed}-k{top_k}").resolve()
     fresh_copy(sweep_dir, copy)
-    command = [
-        "./run.sh", "sweep", f"hydra.sweeper.sampler.seed={seed}", f"seed={seed}",
-        f"hydra.sweep.dir={copy}", f"hydra.sweeper.final_evaluation.top_k={top_k}",
-    ]  # fmt: skip
-    started = time.perf_counter()
-    proc = subprocess.run(command, cwd=checkout, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    (copies / f"seed-{seed}-k{top_k}.console.txt").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        raise SystemExit(
-            f"error: seed {seed}, top_k {top_k}: ./run.sh sweep exited {proc.returncode}; "
-            f"see {copies}/seed-{seed}-k{top_k}.console.txt"
-        )
+    wall = quick_study_seeds.run_sweep(
+        checkout, seed, copy, [f"hydra.sweeper.final_evaluation.top_k={top_k}"],
+        copies / f"seed-{seed}-k{top_k}.console.txt",
+    )  # fmt: skip
     return {
         "seed": seed,
         "top_k": top_k,

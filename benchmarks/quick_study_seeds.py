@@ -34,8 +34,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_seed(checkout: Path, seed: int, out: Path, extra: list[str]) -> dict[str, Any]:
-    sweep_dir = (out / f"seed-{seed}").resolve()
+def run_sweep(checkout: Path, seed: int, sweep_dir: Path, extra: list[str], console: Path) -> float:
+    """`./run.sh sweep` for one seed into sweep_dir, as a user types it; its wall seconds.
+
+    What it printed goes to `console`; a failure ends the benchmark with the path to read."""
     command = [
         "./run.sh", "sweep", f"hydra.sweeper.sampler.seed={seed}", f"seed={seed}",
         f"hydra.sweep.dir={sweep_dir}", *extra,
@@ -43,11 +45,17 @@ def run_seed(checkout: Path, seed: int, out: Path, extra: list[str]) -> dict[str
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=checkout, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    (out / f"seed-{seed}.console.txt").write_text(proc.stdout + proc.stderr)
+    console.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(
-            f"error: seed {seed}: ./run.sh sweep exited {proc.returncode}; see {out}/seed-{seed}.console.txt"
+            f"error: seed {seed}: ./run.sh sweep {' '.join(extra)} exited {proc.returncode}; see {console}"
         )
+    return wall
+
+
+def run_seed(checkout: Path, seed: int, out: Path, extra: list[str]) -> dict[str, Any]:
+    sweep_dir = (out / f"seed-{seed}").resolve()
+    wall = run_sweep(checkout, seed, sweep_dir, extra, out / f"seed-{seed}.console.txt")
     final = yaml.safe_load((sweep_dir / "final_evaluation.yaml").read_text())
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     incumbent, baseline = final["incumbent"], final["baseline"]
