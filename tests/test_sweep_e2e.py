@@ -48,7 +48,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sweep_dir = tmp_path_factory.mktemp("sweep")
     proc = train_sweep_cli(
         sweep_dir, f"hydra.sweeper.n_trials={N_TRIALS}", "hydra.sweeper.budget=3",
-        "hydra.sweeper.final_evaluation.top_k=3",  # sweeper=bohb retrains only the best; the pick of three
+        "hydra.sweeper.final_evaluation.top_k=3",  # of 8 configurations; sweeper=bohb retrains 5
     )  # fmt: skip
     (sweep_dir / "console.txt").write_text(proc.stdout + proc.stderr)
     return sweep_dir
