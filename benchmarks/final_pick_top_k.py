@@ -66,17 +66,29 @@ def final_pick(sweep_dir: Path) -> dict[str, Any]:
     }
 
 
-def evaluate(checkout: Path, sweep_dir: Path, seed: int, top_k: int, copies: Path) -> dict[str, Any]:
-    ran_with = len(yaml.safe_load((sweep_dir / "final_evaluation.yaml").read_text())["candidates"])
-    if ran_with == top_k:
-        return {
-            "seed": seed,
-            "top_k": top_k,
-            "wall_seconds": None,
-            "source": str(sweep_dir),
-            **final_pick(sweep_dir),
-        }
+def evaluated_with(sweep_dir: Path, top_k: int) -> bool:
+    """Whether the sweep's final evaluation retrained top_k candidates and tested the pick."""
+    path = sweep_dir / "final_evaluation.yaml"
+    if not path.is_file():
+        return False
+    final = yaml.safe_load(path.read_text()) or {}
+    tested = "test_acc" in ((final.get("incumbent") or {}).get("metrics") or {})
+    return tested and len(final.get("candidates") or []) == top_k
+
+
+def evaluate(
+    checkout: Path, sweep_dir: Path, seed: int, top_k: int, copies: Path, reuse: bool
+) -> dict[str, Any]:
     copy = (copies / f"seed-{seed}-k{top_k}").resolve()
+    for done in (sweep_dir, *([copy] if reuse else [])):
+        if evaluated_with(done, top_k):
+            return {
+                "seed": seed,
+                "top_k": top_k,
+                "wall_seconds": None,
+                "source": str(done),
+                **final_pick(done),
+            }
     fresh_copy(sweep_dir, copy)
     wall = quick_study_seeds.run_sweep(
         checkout, seed, copy, [f"hydra.sweeper.final_evaluation.top_k={top_k}"],
@@ -130,6 +142,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--top-k", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="read a copy that was already evaluated with that k (an interrupted run) instead of running it",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "final_pick_top_k.json")
     args = parser.parse_args()
     missing = [s for s in args.seeds if not (args.runs_dir / f"seed-{s}" / "final_evaluation.yaml").is_file()]
@@ -142,7 +158,9 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         for k in args.top_k:
-            rows.append(evaluate(args.checkout.resolve(), args.runs_dir / f"seed-{seed}", seed, k, copies))
+            rows.append(
+                evaluate(args.checkout.resolve(), args.runs_dir / f"seed-{seed}", seed, k, copies, args.reuse)
+            )
             # Written as each row lands, so a long run shows its progress and keeps what it measured.
             args.out.write_text(json.dumps(rows, indent=1) + "\n")
             row = rows[-1]
