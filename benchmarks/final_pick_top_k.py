@@ -80,26 +80,21 @@ def evaluate(
     checkout: Path, sweep_dir: Path, seed: int, top_k: int, copies: Path, reuse: bool
 ) -> dict[str, Any]:
     copy = (copies / f"seed-{seed}-k{top_k}").resolve()
-    for done in (sweep_dir, *([copy] if reuse else [])):
-        if evaluated_with(done, top_k):
-            return {
-                "seed": seed,
-                "top_k": top_k,
-                "wall_seconds": None,
-                "source": str(done),
-                **final_pick(done),
-            }
-    fresh_copy(sweep_dir, copy)
-    wall = quick_study_seeds.run_sweep(
-        checkout, seed, copy, [f"hydra.sweeper.final_evaluation.top_k={top_k}"],
-        copies / f"seed-{seed}-k{top_k}.console.txt",
-    )  # fmt: skip
+    done = next((d for d in (sweep_dir, *([copy] if reuse else [])) if evaluated_with(d, top_k)), None)
+    wall = None
+    if done is None:
+        fresh_copy(sweep_dir, copy)
+        wall = quick_study_seeds.run_sweep(
+            checkout, seed, copy, [f"hydra.sweeper.final_evaluation.top_k={top_k}"],
+            copies / f"seed-{seed}-k{top_k}.console.txt",
+        )  # fmt: skip
+        done = copy
     return {
         "seed": seed,
         "top_k": top_k,
-        "wall_seconds": round(wall, 1),
-        "source": str(copy),
-        **final_pick(copy),
+        "wall_seconds": None if wall is None else round(wall, 1),  # None: read, not run
+        "source": str(done),
+        **final_pick(done),
     }
 
 
