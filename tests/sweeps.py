@@ -34,7 +34,7 @@ from omegaconf import DictConfig
 from wandb_runs import unreachable_env
 
 from hydra_plugins.hydra_bohb_sweeper import names
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper.names import RESULTS_FILE, STORAGE_FILE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +81,13 @@ class Sweep:
     study_name: str = "cheap"
     trials: list[optuna.trial.FrozenTrial] = field(default_factory=list)
     results: dict[str, Any] | None = None
+    view: _view.StudyView | None = None
 
     def read_back(self) -> Sweep:
         if (self.sweep_dir / STORAGE_FILE).is_file():
             study = optuna.load_study(study_name=self.study_name, storage=storage_url(self.sweep_dir))
             self.trials = study.get_trials()
+            self.view = _view.view_of(study)
         path = self.sweep_dir / RESULTS_FILE
         self.results = yaml.safe_load(path.read_text()) if path.is_file() else None
         return self
@@ -98,11 +100,12 @@ class Sweep:
         return [t for t in self.trials if t.state == state]
 
     @property
-    def configs(self) -> dict[int, _scheduling.Configuration]:
-        """The configurations the sweep trained, each with its segments (trials) in order."""
-        return _scheduling.configurations(self.trials)
+    def configs(self) -> dict[int, _view.Configuration]:
+        """The configurations the sweep trained, each with its segments (trials) in order (paused ones
+        whose checkpoint a finished sweep discarded are stopped)."""
+        return self.view.configurations if self.view is not None else _view.configurations(self.trials)
 
-    def configs_in(self, state: str) -> list[_scheduling.Configuration]:
+    def configs_in(self, state: str) -> list[_view.Configuration]:
         return [c for c in self.configs.values() if c.state == state]
 
     def assert_ok(self) -> None:

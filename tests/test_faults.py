@@ -19,7 +19,7 @@ import pytest
 import yaml
 from sweeps import CHEAP_APP, REPO_ROOT, Sweep, app_env, sweep_cli
 
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 
 ROOT = REPO_ROOT
 APP = CHEAP_APP
@@ -34,6 +34,10 @@ def run_cheap(sweep_dir: Path, *overrides: str, timeout: int = 300) -> Sweep:
 
 def load(storage: str, name: str = "cheap") -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+def load_view(storage: str, name: str = "cheap") -> _view.StudyView:
+    return _view.view_of(optuna.load_study(study_name=name, storage=storage))
 
 
 def sqlite(sweep_dir: Path) -> str:
@@ -56,17 +60,18 @@ def test_worker_killed_mid_trial_fails_and_the_sweep_finishes(tmp_path: Path) ->
     assert killed.state == States.FAIL
     assert killed.user_attrs["fail_reason"].startswith("TerminatedWorkerError")
     died = [t for t in trials if t.state == States.FAIL]
-    assert all(t.user_attrs["fail_reason"].startswith("TerminatedWorkerError") for t in died)
+    assert all(t.user_attrs["fault"] == "worker" for t in died)
     # Each trial the dead worker took down was run once more, with the same configuration (the culprit's
     # retry has another trial number, so the fault, tied to trial 2, does not strike again).
     for t in died:
-        retries = [r for r in trials if r.system_attrs.get("retry_history") == [t.number]]
+        retries = [r for r in trials if r.user_attrs.get("follows") == t.number]
         assert len(retries) == 1 and retries[0].params == t.params
         assert retries[0].user_attrs["config"] == t.user_attrs["config"]
         assert retries[0].state in (States.COMPLETE, States.PRUNED)
-    # Nothing lost, nothing counted twice: n_trials configurations, each trained to the end or paused.
-    configs = _scheduling.configurations(trials)
-    assert len(configs) == 8 and {c.state for c in configs.values()} <= {"complete", "paused"}
+    # Nothing lost, nothing counted twice: n_trials configurations, each trained to the end or stopped
+    # at a rung (paused there until the sweep finished and discarded its checkpoint).
+    configs = load_view(sqlite(tmp_path)).configurations
+    assert len(configs) == 8 and {c.state for c in configs.values()} <= {"complete", "stopped"}
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -92,7 +97,7 @@ def test_postgres_storage_shared_by_process_workers_keeps_the_password_secret(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = load(postgres_url)
-    configs = _scheduling.configurations(trials)
+    configs = _view.configurations(trials)
     assert len(configs) == 8
     assert {t.state for t in trials} <= {States.COMPLETE, States.PRUNED}
     assert any(c.state == "paused" for c in configs.values())  # the jobs reported through PostgreSQL
@@ -129,7 +134,7 @@ def test_three_sweepers_share_one_study_its_budget_and_its_promotions(
         assert sweeper.returncode == 0, err[-2000:]
     trials = load(postgres_url)
     ran = [t for t in trials if not t.user_attrs.get("surplus")]
-    configs = _scheduling.configurations(trials)
+    configs = _view.configurations(trials)
     assert len(configs) == n_trials  # a global budget: not 3 x n_trials, not one more
     assert all(t.state in (States.COMPLETE, States.PRUNED) for t in ran)
     resumed_from = [t.user_attrs["resume"]["trial"] for t in ran if "resume" in t.user_attrs]
@@ -152,7 +157,7 @@ def test_submitit_local_launcher_runs_and_prunes(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = load(sqlite(tmp_path))
-    assert len(_scheduling.configurations(trials)) == 8
+    assert len(_view.configurations(trials)) == 8
     assert all(t.state in (States.COMPLETE, States.PRUNED) for t in trials)
     assert any("resume" in t.user_attrs for t in trials)  # paused, then resumed in another submitit job
     # Each job ran as a submitit job: its logs are in submitit's folder of the sweep.

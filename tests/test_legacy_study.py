@@ -17,7 +17,7 @@ import pytest
 from sweeps import REPO_ROOT, sweep_in_process
 
 from hydra_plugins.hydra_bohb_sweeper import names
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "studies_0383986.sqlite"
 States = optuna.trial.TrialState
@@ -57,7 +57,7 @@ def test_a_study_made_before_pausing_schedulers_resumes(
     assert [(t.number, t.state, t.values) for t in trials[:8]] == [
         (t.number, t.state, t.values) for t in before
     ]
-    configs = _scheduling.configurations(trials)
+    configs = _view.configurations(trials)
     assert len(configs) == 14  # the 8 old trials are 8 configurations; 6 new ones joined them
     assert study.user_attrs[names.SCHEDULER_ATTR]["name"] == "hyperband"  # by public name now
     new = [c for c in configs.values() if c.number >= 8]

@@ -202,9 +202,9 @@ def test_resumed_grid_keeps_its_order(tmp_path: Path) -> None:
     config, compose = compose_sweep(["hydra/sweeper/sampler=grid", *FINITE])
     settings, _ = prepare(sweeper_settings(config), "cheap_task", [], config, compose)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    first, _ = _study.open_study(settings, url)
+    first = _study.open_study(settings, url)
     first.tell(first.ask(), 0.5)
-    resumed, _ = _study.open_study(settings, url)
+    resumed = _study.open_study(settings, url)
     assert isinstance(resumed.sampler, optuna.samplers.GridSampler)
     assert first.sampler._all_grids == resumed.sampler._all_grids  # type: ignore[attr-defined]
 

@@ -14,6 +14,14 @@ import pytest
 
 from hydra_plugins.hydra_bohb_sweeper import names
 from hydra_plugins.hydra_bohb_sweeper._study import scheduling
+from hydra_plugins.hydra_bohb_sweeper._study.view import (
+    COMPLETE,
+    RUNNING,
+    STOPPED,
+    Configuration,
+    StudyView,
+    configurations,
+)
 
 States = optuna.trial.TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -42,8 +50,9 @@ def add(
         attrs[names.VALUES_BY_EPOCH_ATTR] = {str(e): list(v) for e, v in values.items()}  # type: ignore[arg-type]
     if paused:
         attrs[names.PAUSED_ATTR] = {"epoch": max(values), "path": f"/ckpt/{number}"}
-    if resume_epoch is not None:
-        attrs[names.RESUME_ATTR] = {"trial": number - 1, "epoch": resume_epoch, "path": "/ckpt"}
+    if resume_epoch is not None:  # it continues its configuration's last trial
+        before = max(t.number for t in study.trials if t.user_attrs.get(names.CONFIG_ATTR) == config)
+        attrs[names.RESUME_ATTR] = {"trial": before, "epoch": resume_epoch, "path": "/ckpt"}
     last = values[max(values)] if values else 0.0
     study.add_trial(
         optuna.trial.create_trial(
@@ -60,6 +69,28 @@ def add(
 
 def hyperband(mode: str = "promotion", brackets: int | None = None) -> scheduling.Hyperband:
     return scheduling.Hyperband(budget=27, min_resource=1, reduction_factor=3, brackets=brackets, mode=mode)
+
+
+def view_of(study: optuna.Study, n_trials: int | None = None, sees: Any = lambda path: True) -> StudyView:
+    """The study as a sweeper reads it (`sees`: which checkpoints its filesystem holds; all, here)."""
+    storage = study._storage
+    return StudyView.read(storage, storage.get_study_id_from_name(study.study_name), n_trials, sees)
+
+
+def decide(
+    scheduler: scheduling.Scheduler, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int,
+    can_pause: bool = True,
+) -> str:  # fmt: skip
+    view = view_of(study)
+    return scheduler.on_report(
+        view, next(t for t in view.trials if t.number == trial.number), epoch, can_pause
+    )
+
+
+def promoted(
+    scheduler: scheduling.Scheduler, study: optuna.Study, sees: Any = lambda path: True
+) -> Configuration | None:
+    return scheduler.promotion(view_of(study, sees=sees))
 
 
 # --- brackets and rungs ----------------------------------------------------------------------------
@@ -103,36 +134,36 @@ def test_promotion_pauses_below_the_top_third_and_goes_on_in_it() -> None:
     for value in (0.5, 0.6, 0.7, 0.8, 0.3):  # five configurations paused at rung 1
         add(study, {1: value}, paused=True)
     mine = add(study, {1: 0.75}, state=States.RUNNING)  # six reached the rung: the top two go on
-    assert hyperband().decide(study, mine, 1, can_pause=True) == scheduling.CONTINUE
+    assert decide(hyperband(), study, mine, 1, can_pause=True) == scheduling.CONTINUE
     weak = add(study, {1: 0.55}, state=States.RUNNING)  # seven: top two are 0.8 and 0.75
-    assert hyperband().decide(study, weak, 1, can_pause=True) == scheduling.PAUSE
-    assert hyperband().decide(study, weak, 2, can_pause=True) == scheduling.CONTINUE  # not a rung
+    assert decide(hyperband(), study, weak, 1, can_pause=True) == scheduling.PAUSE
+    assert decide(hyperband(), study, weak, 2, can_pause=True) == scheduling.CONTINUE  # not a rung
     # An app that cannot pause is stopped where a pausing one would pause.
-    assert hyperband().decide(study, weak, 1, can_pause=False) == scheduling.STOP
+    assert decide(hyperband(), study, weak, 1, can_pause=False) == scheduling.STOP
 
 
 def test_the_first_trials_at_a_rung_pause_and_are_promoted_once_others_arrive() -> None:
     study = optuna.create_study(direction="maximize")
     first = add(study, {1: 0.9}, state=States.RUNNING)
     scheduler = hyperband()
-    assert scheduler.decide(study, first, 1, can_pause=True) == scheduling.PAUSE  # nothing to compare with
+    assert decide(scheduler, study, first, 1, can_pause=True) == scheduling.PAUSE  # nothing to compare with
     study = optuna.create_study(direction="maximize")
     add(study, {1: 0.9}, paused=True)
     add(study, {1: 0.4}, paused=True)
-    assert scheduler.next_promotion(study) is None  # two at the rung: nobody is in the top third yet
+    assert promoted(scheduler, study) is None  # two at the rung: nobody is in the top third yet
     add(study, {1: 0.5}, paused=True)
-    promoted = scheduler.next_promotion(study)
-    assert promoted is not None and promoted.number == 0 and promoted.paused_at == 1
-    assert scheduler.next_promotion(study, resumable=lambda c: False) is None  # its checkpoint is elsewhere
+    chosen = promoted(scheduler, study)
+    assert chosen is not None and chosen.number == 0 and chosen.paused_at == 1
+    assert promoted(scheduler, study, sees=lambda path: False) is None  # its checkpoint is elsewhere
 
 
 def test_stopping_mode_stops_for_good_and_lets_the_best_of_a_young_rung_go_on() -> None:
     study = optuna.create_study(direction="minimize")  # a loss: lower is better
     best = add(study, {1: 0.2}, state=States.RUNNING)
-    assert hyperband("stopping").decide(study, best, 1, can_pause=True) == scheduling.CONTINUE
+    assert decide(hyperband("stopping"), study, best, 1, can_pause=True) == scheduling.CONTINUE
     worse = add(study, {1: 0.5}, state=States.RUNNING)
-    assert hyperband("stopping").decide(study, worse, 1, can_pause=True) == scheduling.STOP
-    assert not hyperband("stopping").pauses and hyperband("stopping").next_promotion(study) is None
+    assert decide(hyperband("stopping"), study, worse, 1, can_pause=True) == scheduling.STOP
+    assert not hyperband("stopping").pauses and promoted(hyperband("stopping"), study) is None
 
 
 def test_trials_are_compared_within_their_bracket_only() -> None:
@@ -140,11 +171,11 @@ def test_trials_are_compared_within_their_bracket_only() -> None:
     for value in (0.9, 0.8, 0.7):
         add(study, {3: value}, bracket=0, paused=True)
     mine = add(study, {3: 0.6}, bracket=1, state=States.RUNNING)  # bracket 1 starts at epoch 3
-    assert hyperband().decide(study, mine, 3, can_pause=True) == scheduling.PAUSE  # alone there
+    assert decide(hyperband(), study, mine, 3, can_pause=True) == scheduling.PAUSE  # alone there
     for value in (0.5, 0.4):
         add(study, {3: value}, bracket=1, paused=True)
-    promoted = hyperband().next_promotion(study)
-    assert promoted is not None and promoted.number == 0  # bracket 0's best first (rung 3, bracket 0)
+    chosen = promoted(hyperband(), study)
+    assert chosen is not None and chosen.number == 0  # bracket 0's best first (rung 3, bracket 0)
 
 
 def test_a_free_worker_resumes_the_highest_rung_first() -> None:
@@ -153,8 +184,8 @@ def test_a_free_worker_resumes_the_highest_rung_first() -> None:
         add(study, {1: value}, paused=True)  # rung 1: #0 is promotable
     for value in (0.8, 0.7, 0.6):
         add(study, {1: 0.9, 3: value}, paused=True)  # rung 3: #3 is promotable
-    promoted = hyperband().next_promotion(study)
-    assert promoted is not None and promoted.number == 3 and promoted.paused_at == 3
+    chosen = promoted(hyperband(), study)
+    assert chosen is not None and chosen.number == 3 and chosen.paused_at == 3
 
 
 # --- several objectives ------------------------------------------------------------------------------
@@ -184,7 +215,7 @@ def test_several_objectives_rank_by_front_then_crowding(
     mine: tuple[float, float], others: list[tuple[float, float]], decision: str
 ) -> None:
     study, trial = pareto_study(mine, others)
-    assert hyperband().decide(study, trial, 1, can_pause=True) == decision
+    assert decide(hyperband(), study, trial, 1, can_pause=True) == decision
 
 
 def test_fronts_and_crowding() -> None:
@@ -203,12 +234,12 @@ def test_a_configuration_adds_up_its_segments() -> None:
     add(study, {1: 0.2}, state=States.PRUNED)  # 1: another configuration, stopped
     add(study, {2: 0.6, 3: 0.7}, config=0, paused=True, resume_epoch=1)  # 2: #0 resumed, paused at 3
     add(study, {4: 0.8, 27: 0.9}, state=States.COMPLETE, config=0, resume_epoch=3)  # 3: #0 to the end
-    configs = scheduling.configurations(study.trials)
+    configs = configurations(study.trials)
     assert sorted(configs) == [0, 1]
     zero = configs[0]
-    assert [t.number for t in zero.trials] == [0, 2, 3] and zero.state == scheduling.COMPLETE
+    assert [t.number for t in zero.trials] == [0, 2, 3] and zero.state == COMPLETE
     assert zero.values == {1: (0.5,), 2: (0.6,), 3: (0.7,), 4: (0.8,), 27: (0.9,)} and zero.epochs == 27
-    assert configs[1].state == scheduling.STOPPED and configs[1].paused_at is None
+    assert configs[1].state == STOPPED and configs[1].paused_at is None
 
 
 def test_surplus_and_retried_trials_are_no_segment() -> None:
@@ -224,9 +255,9 @@ def test_surplus_and_retried_trials_are_no_segment() -> None:
         )
     )
     add(study, {}, state=States.FAIL, surplus=True)  # asked for after the quota was spent elsewhere
-    configs = scheduling.configurations(study.get_trials())
+    configs = configurations(study.get_trials())
     assert list(configs) == [0] and [t.number for t in configs[0].trials] == [1]
-    assert configs[0].state == scheduling.RUNNING  # its retry waits
+    assert configs[0].state == RUNNING  # its retry waits
 
 
 # --- the record on the study ---------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from hydra_plugins.hydra_bohb_sweeper._running.loop import suggest
 from hydra_plugins.hydra_bohb_sweeper._setup.search_space import (
     OPERATORS,
     Condition,
@@ -30,6 +29,7 @@ from hydra_plugins.hydra_bohb_sweeper._setup.search_space import (
     format_value,
     parse_condition,
     parse_overrides,
+    suggest,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

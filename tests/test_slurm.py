@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,9 +31,10 @@ import yaml
 from slurm_cluster import SlurmCluster
 from sweeps import CHEAP_APP, REPO_ROOT, Sweep, app_env, error_lines, progress_lines, scratch_dir
 
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
+
 States = optuna.trial.TrialState
 SBATCH_SCRIPT = REPO_ROOT / "scripts" / "slurm_sweepers.sbatch"
-RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
 TIMEOUT_S = 300
 
 # The cheap app with the project's SLURM recipe, sized for a 2-core node: every trial one SLURM job.
@@ -85,11 +85,9 @@ def job_id(trial: optuna.trial.FrozenTrial | Path) -> str:
 
 
 def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count towards n_trials: not surplus, not a stale trial replaced by its retry."""
-    with warnings.catch_warnings():  # `retry_history` is "experimental" since Optuna 3.0
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retried = {n for t in trials for n in RETRY.retry_history(t)}
-    return [t for t in trials if not t.user_attrs.get("surplus") and t.number not in retried]
+    """The trials that ran: not surplus (claims that lost, or asked for beyond the quota)."""
+    surplus = _view.StudyView.of(trials, ["maximize"]).surplus
+    return [t for t in trials if t.number not in surplus]
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = TIMEOUT_S) -> Any:
@@ -101,13 +99,17 @@ def wait_for(what: str, condition: Callable[[], Any], timeout: float = TIMEOUT_S
     return value
 
 
-def running_trial(storage: str, study: str, sweep_dir: Path) -> optuna.trial.FrozenTrial | None:
-    """A trial in the middle of training (one epoch reported, its job started), or None."""
+def running_trial(
+    storage: str, study: str, sweep_dir: Path, resumed: bool = False
+) -> optuna.trial.FrozenTrial | None:
+    """A trial in the middle of training (one epoch reported, its job started), or None. `resumed`: a
+    continuation of a paused configuration whose job has started."""
     if not list(sweep_dir.glob("*/.hydra/hydra.yaml")):  # no job yet: the study may not exist
         return None
     trials = optuna.load_study(study_name=study, storage=storage).get_trials(states=(States.RUNNING,))
     for t in trials:
-        if t.intermediate_values and (sweep_dir / str(t.number) / ".hydra" / "hydra.yaml").is_file():
+        started = (sweep_dir / str(t.number) / ".hydra" / "hydra.yaml").is_file()
+        if started and ("resume" in t.user_attrs if resumed else bool(t.intermediate_values)):
             return t
     return None
 
@@ -131,24 +133,27 @@ def trials_as_jobs(runs: Runs) -> Sweep:
 
 
 def trial_cancelled(runs: Runs) -> tuple[Sweep, str, int]:
-    """`scancel` of a trial's job while it trains: the sweep, the cancelled job and its trial."""
+    """`scancel` of a continuation's job (a paused configuration resumed in a job of its own) while
+    it trains: the sweep, the cancelled job and its trial."""
     sweep_dir = runs.root / "scancel-trial"
     storage = f"sqlite:///{sweep_dir / 'optuna.db'}"
     command = [
         sys.executable, str(CHEAP_APP), "-m", f"hydra.sweep.dir={sweep_dir}",
-        *[o for o in CHEAP_ON_SLURM if "budget" not in o and "pruner" not in o],
-        # No pruning, and 6 epochs of 3 s: the trial picked after its first epoch still has 15 s to train
-        # when its job ends, KillWait (2 s) after scancel (submitit's jobs ignore the SIGTERM that comes
-        # first). With 3 epochs, a busy machine once let the trial finish first.
-        "hydra/sweeper/pruner=none", "hydra.sweeper.budget=6", "hydra.sweeper.n_trials=3",
-        "sleep_s=3",
+        *[o for o in CHEAP_ON_SLURM if "budget" not in o and "reduction_factor" not in o],
+        # Rungs at epochs 1 and 3 of 9, epochs of 3 s: the first promoted configuration's continuation
+        # trains epochs 2 and 3, 6 s, and its job ends KillWait (2 s) after scancel (submitit's jobs
+        # ignore the SIGTERM that comes first).
+        "hydra.sweeper.budget=9", "hydra.sweeper.pruner.reduction_factor=3",
+        "hydra.sweeper.pruner.brackets=1", "hydra.sweeper.n_trials=3", "sleep_s=3",
     ]  # fmt: skip
     proc = subprocess.Popen(
         command, cwd=REPO_ROOT, env=slurm_env(runs.cluster), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        victim = wait_for("a trial training in its job", lambda: running_trial(storage, "cheap", sweep_dir))
+        victim = wait_for(
+            "a continuation in its job", lambda: running_trial(storage, "cheap", sweep_dir, resumed=True)
+        )
         cancelled = job_id(sweep_dir / str(victim.number))
         runs.cluster.run("scancel", cancelled)
         out, err = proc.communicate(timeout=TIMEOUT_S)
@@ -287,7 +292,8 @@ def test_every_trial_is_a_slurm_job_and_paused_configurations_resume_in_other_jo
     for config in sweep.configs.values():
         epochs = [e for t in config.trials for e in sorted(t.intermediate_values)]
         assert epochs == list(range(1, config.epochs + 1))
-        assert config.epochs == 3 or (config.state == "paused" and config.epochs in (1, 2))
+        # Paused at a rung until the sweep finished (which discarded its checkpoint: stopped now).
+        assert config.epochs == 3 or (config.discarded and config.epochs in (1, 2))
     for config in resumed:
         assert len({jobs[t.number] for t in config.trials}) == len(config.trials)
     quiet_console(sweep)
@@ -352,17 +358,21 @@ def test_an_array_of_sweepers_shares_one_postgres_study_and_its_budget(
 
 # --------------------------------------------------------------------------- faults under SLURM
 @pytest.mark.slow
-def test_scancel_of_a_trials_job_fails_that_trial_and_the_sweep_goes_on(
+def test_scancel_of_a_continuations_job_retries_it_in_another_job_and_the_sweep_goes_on(
     runs: dict[str, Future[Any]], slurm: SlurmCluster
 ) -> None:
     sweep, cancelled, number = result(runs, "trial cancelled")
     sweep.assert_ok()
     assert slurm.states(cancelled)[cancelled].startswith("CANCELLED")
     victim = sweep.trials[number]
-    assert victim.state == States.FAIL
+    assert victim.state == States.FAIL and victim.user_attrs["fault"] == "worker"
     reason = victim.user_attrs["fail_reason"]
     assert f"Job {cancelled} " in reason and "CANCELLED" in reason, reason
-    # The other trials ran to the end or were pruned, and the sweep reached n_trials.
+    # Not the configuration's doing: a retry in another job continued it from where the victim started,
+    # the other trials ran to the end or were pruned, and the sweep reached n_trials.
+    (retry,) = [t for t in sweep.trials if t.user_attrs.get("follows") == number]
+    assert retry.state in (States.COMPLETE, States.PRUNED) and job_id(retry) != cancelled
+    assert retry.user_attrs.get("resume") == victim.user_attrs.get("resume")
     assert len(sweep.configs) == 3
     others = [t for t in sweep.trials if t.number != number]
     assert all(t.state in (States.COMPLETE, States.PRUNED) for t in others)
@@ -380,7 +390,7 @@ def test_a_cancelled_sweeper_job_resubmitted_resumes_to_n_trials_retrying_its_tr
     # The trial that was training when its sweeper died: failed as stale, its configuration run once more.
     stale = trials[number]
     assert stale.state == States.FAIL
-    retries = [t for t in trials if t.system_attrs.get("retry_history") == [number]]
+    retries = [t for t in trials if t.user_attrs.get("follows") == number]
     assert len(retries) == 1 and retries[0].state in (States.COMPLETE, States.PRUNED)
     if stale.params:  # killed after its configuration was sampled: the same one runs again
         assert retries[0].params == stale.params

@@ -15,7 +15,7 @@ import yaml
 from sweeps import REPO_ROOT, progress_lines, run_in_process, train_sweep_cli
 from wandb_runs import inspect, wandb_lines
 
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 
 N_TRIALS = 8
 TABLE_1 = {
@@ -70,7 +70,7 @@ def test_the_console_shows_one_line_per_trial_and_little_else(sweep: Path) -> No
 @pytest.mark.slow
 def test_sweep_pauses_and_resumes_inside_table_1(sweep: Path) -> None:
     trials = load_study(sweep).get_trials()
-    configs = _scheduling.configurations(trials)
+    configs = _view.configurations(trials)
     assert len(configs) == N_TRIALS
     states = {t.state for t in trials}
     assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
@@ -148,7 +148,7 @@ def test_wandb_run_per_trial_and_sweep_offline_when_the_server_is_out_of_reach(s
     runs = [inspect(run_dir) for run_dir in sorted((sweep / "wandb").glob("offline-run-*"))]
     study = load_study(sweep)
     trials = study.get_trials()
-    configs = _scheduling.configurations(trials)
+    configs = _view.configurations(trials)
     # A run per trial (the segments of one configuration share its run id: after `wandb sync` they are
     # one run), the final evaluation's candidates, the pick's test, the baseline and the sweep's own run.
     assert len(runs) == len(trials) + 3 + 3

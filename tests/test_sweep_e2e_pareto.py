@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sweeps import train_sweep_cli
 
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 
 
 @pytest.mark.slow
@@ -26,7 +26,7 @@ def test_two_objective_sweep_prunes_and_writes_the_front(tmp_path: Path) -> None
     )  # fmt: skip
     study = optuna.load_study(study_name="jahs-bohb-mo", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     trials = study.get_trials()
-    configs = _scheduling.configurations(trials)
+    configs = _view.configurations(trials)
     assert len(configs) == 8 and any(c.state == "paused" for c in configs.values())
     assert all(t.user_attrs["values_by_epoch"] for t in trials)  # reported from the joblib processes
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())

@@ -64,7 +64,7 @@ def once(name: str, root: Path, *overrides: str) -> Sweep:
 def epochs_trained(root: Path, name: str) -> list[tuple[int, int]]:
     """(configuration, epoch) of every epoch the jobs of sweep `name` trained, in order."""
     lines = (root / f"{name}.epochs.log").read_text().split("\n")
-    return [(int(c), int(e)) for c, e in (line.split() for line in lines if line)]
+    return [(int(fields[0]), int(fields[1])) for fields in (line.split() for line in lines if line)]
 
 
 def expected_value(params: dict[str, Any], epoch: int) -> float:
@@ -97,8 +97,11 @@ def test_hyperband_pauses_at_rungs_and_resumes_promoted_configurations(root: Pat
         assert epochs == list(range(1, config.epochs + 1)) and sorted(config.values) == epochs
         if config.state == "complete":
             assert config.epochs == BUDGET
-        else:
-            assert config.state == "paused" and config.epochs in (1, 3), f"#{number} stopped off a rung"
+        else:  # paused at a rung; the finished sweep discarded its checkpoint, so it is stopped now
+            assert config.last.user_attrs.get("paused"), f"#{number} stopped without pausing"
+            assert config.state == "stopped" and config.discarded and config.epochs in (1, 3), (
+                f"#{number} stopped off a rung"
+            )
         for before, after in zip(config.trials, config.trials[1:], strict=False):
             resume = after.user_attrs["resume"]
             assert resume["trial"] == before.number and resume["epoch"] == max(before.intermediate_values)
@@ -162,7 +165,8 @@ def test_results_file(root: Path) -> None:
     assert results["best_configuration"] == study.best_trial.user_attrs["config"]
     assert results["n_trials"] == N_TRIALS
     assert results["n_complete"] == len(run.configs_in("complete")) >= 1
-    assert results["n_pruned"] == results["n_paused"] == len(run.configs_in("paused")) >= 1
+    # Configurations paused at a rung lost their checkpoints when the sweep finished: stopped now.
+    assert results["n_pruned"] == len(run.configs_in("stopped")) >= 1 and results["n_paused"] == 0
     assert results["n_resumed"] == len(run.trials) - N_TRIALS >= 1
     assert results["n_failed"] == 0
     assert results["budget_epochs"] == BUDGET
@@ -295,6 +299,8 @@ def test_a_trial_raising_cuda_out_of_memory_fails_and_the_sweep_goes_on(root: Pa
 
 
 def test_ctrl_c_keeps_the_results_says_how_to_resume_and_leaves_nothing_running(root: Path) -> None:
+    """Invariant: Ctrl-C leaves no trial RUNNING, loses no configuration (the one interrupted resumes
+    from where its trial started), and says how to resume."""
     sweep_dir = root / "interrupted"
     run = sweep_in_process(
         sweep_dir, "chaos=builtins.KeyboardInterrupt", "chaos_trial=2", "hydra/sweeper/pruner=none"
@@ -302,12 +308,13 @@ def test_ctrl_c_keeps_the_results_says_how_to_resume_and_leaves_nothing_running(
     assert run.returncode == 2
     (line,) = error_lines(run.stderr)
     assert line == (
-        "error: interrupted: 3 configurations are kept (paused ones stay resumable; the trial interrupted "
-        f"is failed); to resume, run the same command with hydra.sweep.dir={sweep_dir}"
+        "error: interrupted: 3 configurations kept (2 ended or paused, 1 resume from where their trial "
+        f"started); to resume, run the same command with hydra.sweep.dir={sweep_dir}"
     )
     assert [t.state for t in run.trials][:2] != [States.RUNNING] * 2
-    assert run.trials[2].state == States.FAIL and run.trials[2].user_attrs["fail_reason"] == "interrupted"
+    assert run.trials[2].state == States.FAIL and run.trials[2].user_attrs["fault"] == "interrupted"
     assert len(run.trials) == 3  # no trial started after the interrupt
+    assert run.configs[2].state == "interrupted"
     assert run.results is not None and run.results["stopped"] == "interrupted"
 
 

@@ -36,8 +36,6 @@ from sweeps import (
     sweep_cli,
 )
 
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
-
 States = optuna.trial.TrialState
 PLUGIN_DIR = REPO_ROOT / "hydra_plugins" / "hydra_bohb_sweeper"
 TOY_APP = REPO_ROOT / "tests" / "foreign_app" / "toy.py"
@@ -266,8 +264,8 @@ def test_trial_of_a_killed_sweeper_is_failed_as_stale_and_retried(slow_runs: dic
     assert [t.state for t in killed] == [States.RUNNING], "the sweeper was not killed in its first trial"
     run.assert_ok()
     stale = run.trials[0]
-    assert stale.state == States.FAIL
-    retries = [t for t in run.trials if t.system_attrs.get("failed_trial") == stale.number]
+    assert stale.state == States.FAIL and stale.user_attrs["fault"] == "stale"
+    retries = [t for t in run.trials if t.user_attrs.get("follows") == stale.number]
     assert len(retries) == 1
     assert retries[0].state in (States.COMPLETE, States.PRUNED)
     assert retries[0].params == stale.params
@@ -280,7 +278,7 @@ def test_retry_of_a_killed_trial_runs_when_resumed_at_once(slow_runs: dict[str, 
     assert [t.state for t in killed] == [States.RUNNING]
     run.assert_ok()
     assert not [t.number for t in run.trials if t.state in (States.RUNNING, States.WAITING)]
-    retries = [t for t in run.trials if t.system_attrs.get("failed_trial") == 0]
+    retries = [t for t in run.trials if t.user_attrs.get("follows") == 0]
     assert [t.state in (States.COMPLETE, States.PRUNED) for t in retries] == [True]
 
 
@@ -291,8 +289,8 @@ def test_paused_configurations_survive_a_killed_sweeper_and_resume(slow_runs: di
     assert len(paused) >= 3 and any(t.state == States.RUNNING for t in killed)
     assert len(checkpoints) == len(paused)  # every paused configuration kept its checkpoint
     run.assert_ok()
-    configs = _scheduling.configurations(run.trials)
-    assert len(configs) == 9 and {c.state for c in configs.values()} <= {"complete", "paused"}
+    configs = run.configs
+    assert len(configs) == 9 and {c.state for c in configs.values()} <= {"complete", "stopped"}
     # Configurations paused before the kill were resumed after it, from the checkpoints they recorded
     # (the half-written file beside one was never read: the app would fail on its JSON).
     after = [t for t in run.trials if t.number >= len(killed) and "resume" in t.user_attrs]

@@ -4,8 +4,6 @@ file, and the client API a job uses."""
 
 from __future__ import annotations
 
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +17,12 @@ from sweeps import act_as_trial
 
 from hydra_plugins.hydra_bohb_sweeper import client, names, wandb_mode
 from hydra_plugins.hydra_bohb_sweeper._outputs import results as _results
+from hydra_plugins.hydra_bohb_sweeper._running.heartbeats import Heartbeats
 from hydra_plugins.hydra_bohb_sweeper._running.jobs import identity_overrides, is_identity, merge
 from hydra_plugins.hydra_bohb_sweeper._running.outcome import outcome_of_value
-from hydra_plugins.hydra_bohb_sweeper._running.quota import NEW, PROMOTE, RUN_WAITING, STOP, WAIT, TrialQuota
 from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError, check_settings
 from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper._study.storage import has_password, redact, resolve_url
 from hydra_plugins.hydra_bohb_sweeper.config import BOHBSweeperConf
 
@@ -172,116 +171,133 @@ def test_passwords_are_redacted_and_restored_from_the_environment(monkeypatch: p
     assert resolve_url(str(shown)) == url
 
 
-# --- the trial quota ------------------------------------------------------------------------------
+# --- the trial quota and what a free worker does ---------------------------------------------------
 
 
-def study_with(states: list[Any], n_trials: int) -> tuple[optuna.Study, TrialQuota]:
+def study_with(states: list[Any], n_trials: int) -> tuple[optuna.Study, _view.StudyView]:
     study = optuna.create_study(study_name="quota")
     for state in states:
         trial = study.ask()
         if state != States.RUNNING:
             study.tell(trial, 1.0 if state == States.COMPLETE else None, state=state)
-    return study, TrialQuota(study, None, n_trials)
+    return study, view_of(study, n_trials)
+
+
+def view_of(study: optuna.Study, n_trials: int) -> _view.StudyView:
+    storage = study._storage
+    return _view.StudyView.read(storage, storage.get_study_id_from_name(study.study_name), n_trials)
 
 
 NO_PRUNING, PROMOTION = _scheduling.NoPruning(), _scheduling.Hyperband(budget=9)
 
 
-def never(config: _scheduling.Configuration) -> bool:
-    return False
-
-
 def test_the_quota_counts_configurations_of_every_sweeper() -> None:
-    _, quota = study_with([States.COMPLETE, States.PRUNED, States.FAIL], n_trials=5)
-    assert quota.next_step(NO_PRUNING, never).kind == NEW
-    _, quota = study_with([States.COMPLETE, States.PRUNED, States.RUNNING, States.RUNNING], n_trials=4)
-    tally = quota.tally()
-    assert (tally.configurations, tally.settled, tally.running, tally.waiting) == (4, 2, 2, 0)
-    # The last two run elsewhere; no heartbeats, nothing to wait for.
-    assert quota.next_step(NO_PRUNING, never).kind == STOP
+    _, view = study_with([States.COMPLETE, States.PRUNED, States.FAIL], n_trials=5)
+    assert NO_PRUNING.next_step(view).kind == _scheduling.NEW
+    _, view = study_with([States.COMPLETE, States.PRUNED, States.RUNNING, States.RUNNING], n_trials=4)
+    assert len(view.configurations) == 4 and len(view.running) == 2
+    # The last two run in this sweeper: when they end, its workers see to what follows.
+    assert NO_PRUNING.next_step(view, own={2, 3}).kind == _scheduling.DONE
+    # They run in another sweeper, which may die: then this one retries them, so it waits.
+    assert NO_PRUNING.next_step(view).kind == _scheduling.WAIT
 
 
-def paused_study(values: list[float]) -> optuna.Study:
+def paused_study(values: list[float], path: str = "/elsewhere") -> optuna.Study:
     study = optuna.create_study(direction="maximize")
     for value in values:
         trial = study.ask()
         trial.set_user_attr(names.CONFIG_ATTR, trial.number)
         trial.report(value, 1)
-        trial.set_user_attr(names.PAUSED_ATTR, {"epoch": 1, "path": "/elsewhere"})
+        trial.set_user_attr(names.PAUSED_ATTR, {"epoch": 1, "path": path})
         study.tell(trial, state=States.PRUNED)
     return study
 
 
-def test_a_free_worker_resumes_a_promoted_configuration_before_it_starts_a_new_one() -> None:
-    quota = TrialQuota(paused_study([0.9, 0.4, 0.5]), None, n_trials=10)
-    step = quota.next_step(PROMOTION, lambda c: True)
-    assert step.kind == PROMOTE and step.promote is not None and step.promote.number == 0
+def test_a_free_worker_resumes_a_promoted_configuration_before_it_starts_a_new_one(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "epoch-1.ckpt"
+    checkpoint.write_text("state")
+    study = paused_study([0.9, 0.4, 0.5], path=str(checkpoint))
+    step = PROMOTION.next_step(view_of(study, n_trials=10))
+    assert step.kind == _scheduling.PROMOTE and step.config is not None and step.config.number == 0
     assert not step.to_budget
-    assert quota.next_step(PROMOTION, never).kind == NEW  # its checkpoint is on another machine
+    checkpoint.unlink()  # its checkpoint is on another machine's disk
+    assert PROMOTION.next_step(view_of(study, n_trials=10)).kind == _scheduling.NEW
 
 
-def test_once_the_quota_is_spent_a_bracket_nobody_finished_closes_with_its_best() -> None:
-    quota = TrialQuota(paused_study([0.4, 0.9]), None, n_trials=2)  # two at rung 1: nobody is promoted
-    step = quota.next_step(PROMOTION, lambda c: True)
-    assert step.kind == PROMOTE and step.promote is not None and step.promote.number == 1
+def test_once_the_quota_is_spent_a_bracket_nobody_finished_closes_with_its_best(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "epoch-1.ckpt"
+    checkpoint.write_text("state")
+    study = paused_study([0.4, 0.9], path=str(checkpoint))  # two at rung 1: nobody is promoted
+    step = PROMOTION.next_step(view_of(study, n_trials=2))
+    assert step.kind == _scheduling.CLOSE and step.config is not None and step.config.number == 1
     assert step.to_budget  # it trains to the budget, pausing nowhere
-    assert quota.next_step(PROMOTION, never).kind == STOP
+    checkpoint.unlink()
+    assert PROMOTION.next_step(view_of(study, n_trials=2)).kind == _scheduling.DONE
 
 
 def test_when_sweepers_race_for_the_last_slot_the_trial_numbers_decide() -> None:
-    study, quota = study_with([States.COMPLETE, States.COMPLETE], n_trials=3)
+    study, _ = study_with([States.COMPLETE, States.COMPLETE], n_trials=3)
     first, second = study.ask(), study.ask()  # two sweepers asked at once for the third slot
-    assert quota.index_of(first) == 2 and quota.index_of(second) == 3  # the second is beyond the quota
+    view = view_of(study, n_trials=3)
+    assert view.index_of(first.number) == 2 and view.index_of(second.number) == 3  # beyond the quota
     second.set_user_attr(names.SURPLUS_ATTR, True)
     study.tell(second, state=States.FAIL)
     study.tell(first, 0.5)
-    assert quota.tally().configurations == 3 and quota.next_step(NO_PRUNING, never).kind == STOP
+    view = view_of(study, n_trials=3)
+    assert len(view.configurations) == 3 and NO_PRUNING.next_step(view).kind == _scheduling.DONE
     assert _results.summarize(study, budget=9)["n_trials"] == 3
 
 
-def beating_storage(url: str) -> optuna.storages.RDBStorage:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(  # as `open_storage` makes it, with a one-second grace
-            url,
-            heartbeat_interval=1,
-            grace_period=1,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
+class Clock:
+    """A clock the test moves by hand (heartbeats compare only what changed, by the reader's clock)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_a_retried_stale_trial_is_replaced_by_its_retry(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    beating = beating_storage(url)
-    study = optuna.create_study(study_name="stale", storage=url)
-    stale = study.ask()
-    stale.suggest_float("x", 0, 1)
-    beating.record_heartbeat(stale._trial_id)  # the sweeper that ran it dies now
-    time.sleep(2.2)
-    quota = TrialQuota(study, beating, n_trials=1)
-    tally = quota.tally()  # fails the stale trial and enqueues its configuration once more
-    assert (tally.configurations, tally.settled, tally.waiting) == (1, 0, 1)  # its retry stands in
-    assert quota.next_step(NO_PRUNING, never).kind == RUN_WAITING
-    retry = study.ask()
-    assert study.trials[0].state == States.FAIL
-    assert retry.suggest_float("x", 0, 1) == stale.params["x"]  # the same configuration
-    study.tell(retry, 0.7)
-    assert quota.tally().settled == 1 and quota.next_step(NO_PRUNING, never).kind == STOP
-    assert _results.fail_reasons(study) == {0: "stale: its sweeper stopped (retried)"}
+def test_a_trial_whose_sweeper_stopped_beating_is_failed_as_stale_and_retried(tmp_path: Path) -> None:
+    """Invariant: a trial whose sweeper died is failed once its beat has not changed for the grace
+    period, and its configuration is retried from where it started (not counted twice)."""
+    study = optuna.create_study(study_name="stale", storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    storage = study._storage
+    dead, clock = Heartbeats(storage, interval=1), Clock()
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr(names.CONFIG_ATTR, trial.number)
+    dead.started(trial.number, trial._trial_id)  # the sweeper that ran it dies now
+    watcher = Heartbeats(storage, interval=1, clock=clock)
+    assert watcher.stale(view_of(study, 1)) == []  # its clock starts when it first sees the beat
+    clock.now = 3.0
+    dead.beat_all()  # it was alive after all: the grace starts again
+    assert watcher.stale(view_of(study, 1)) == []
+    clock.now = 6.5
+    assert watcher.stale(view_of(study, 1)) == []  # 3.5 s without a change: within the grace of 4
+    clock.now = 7.5
+    stale = watcher.stale(view_of(study, 1))
+    assert [t.number for t in stale] == [0] and watcher.fail(stale) == [0]
+    view = view_of(study, 1)
+    config = view.configurations[0]
+    assert config.state == _view.INTERRUPTED and config.checkpoint is None  # from scratch
+    step = NO_PRUNING.next_step(view)
+    assert step.kind == _scheduling.RETRY and step.config is config
+    assert _results.fail_reasons(study) == {0: "stale: its sweeper stopped beating for 4 s (retried)"}
 
 
-def test_a_trial_whose_sweeper_died_before_its_first_heartbeat_goes_stale_too(tmp_path: Path) -> None:
-    """Killed between creating its trial and the first heartbeat (a SLURM job cancelled at that moment
-    did it): Optuna alone never fails such a trial, and a resumed sweeper waited for it forever."""
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    study = optuna.create_study(study_name="orphan", storage=url)
+def test_a_trial_whose_sweeper_died_before_its_first_heartbeat_goes_stale_too() -> None:
+    """Killed between creating its trial and its first heartbeat (a SLURM job cancelled at that moment
+    did it): a resumed sweeper must not wait for it for ever."""
+    study = optuna.create_study(study_name="orphan")
     study.ask()  # RUNNING, no heartbeat: its sweeper is gone
-    quota = TrialQuota(study, beating_storage(url), n_trials=1)
-    assert quota.next_step(NO_PRUNING, never).kind == WAIT  # it may still be alive: its clock starts
-    time.sleep(2.2)
-    # Stale after the grace period: failed, its retry queued.
-    assert quota.next_step(NO_PRUNING, never).kind == RUN_WAITING
-    assert study.trials[0].state == States.FAIL
+    clock = Clock()
+    watcher = Heartbeats(study._storage, interval=1, clock=clock)
+    assert watcher.stale(view_of(study, 1)) == []
+    assert NO_PRUNING.next_step(view_of(study, 1)).kind == _scheduling.WAIT  # it may still be alive
+    clock.now = 4.1
+    assert watcher.fail(watcher.stale(view_of(study, 1))) == [0]
+    assert NO_PRUNING.next_step(view_of(study, 1)).kind == _scheduling.RETRY
 
 
 # --- the results file -----------------------------------------------------------------------------
@@ -378,7 +394,7 @@ def test_a_paused_job_saves_its_checkpoint_and_its_continuation_finds_it(
     assert job.should_pause()  # the first at rung 1: nothing to rank it against, so it waits there
     assert not job.should_prune()  # it pauses: it is not stopped
     path = job.save_checkpoint(lambda p: p.write_text("state after epoch 1"))
-    assert path == tmp_path / "checkpoints" / f"config-{first.number}" / "epoch-1.ckpt"
+    assert path == tmp_path / "checkpoints" / f"config-{first.number}" / "trial-0-epoch-1.ckpt"
     assert not list(path.parent.glob(".*"))  # no temporary file left beside it
     assert study.trials[0].user_attrs[names.CHECKPOINT_ATTR] == {"epoch": 1, "path": str(path)}
     # The sweeper's continuation of the configuration: a new trial that resumes from the checkpoint.

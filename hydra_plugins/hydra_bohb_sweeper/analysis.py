@@ -46,7 +46,7 @@ def best_so_far_by_epochs(study: optuna.Study, objective: int = 0) -> list[dict[
     objective number `objective` among the complete trials so far (None before the first)."""
     import optuna
 
-    from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+    from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 
     states = optuna.trial.TrialState
     everything = study.get_trials(deepcopy=False)
@@ -58,7 +58,7 @@ def best_so_far_by_epochs(study: optuna.Study, objective: int = 0) -> list[dict[
     rows, spent, best = [], 0, None
     for t in finished:
         assert start is not None and t.datetime_complete is not None
-        spent += len(_scheduling.reported_values(t))
+        spent += len(_view.reported_values(t))
         value = t.values[objective] if t.state == states.COMPLETE and t.values else None
         if value is not None and math.isfinite(value) and (best is None or sign * value > sign * best):
             best = value
@@ -85,14 +85,12 @@ def compared_at_one_epoch(study: optuna.Study, epoch: int | None = None) -> Comp
     importances and parallel coordinates."""
     import optuna
 
-    from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+    from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 
     if len(study.directions) > 1:
         return None
     configs = [
-        c
-        for c in _scheduling.configurations(study.get_trials(deepcopy=False)).values()
-        if c.values and c.state != _scheduling.FAILED
+        c for c in _view.view_of(study).configurations.values() if c.values and c.state != _view.FAILED
     ]
     reached = sorted((c.epochs for c in configs), reverse=True)
     if len(reached) < MIN_CONFIGURATIONS:

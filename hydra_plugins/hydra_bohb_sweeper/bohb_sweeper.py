@@ -1,5 +1,5 @@
-"""The Hydra Sweeper: a thin adapter; the loop lives in `_loop` (imported lazily, so Hydra's start-up
-and `--help` never import Optuna)."""
+"""The Hydra Sweeper: a thin adapter; the sweep lives in `_running/sweep.py` (imported lazily, so
+Hydra's start-up and `--help` never import Optuna)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import hydra_plugins.hydra_bohb_sweeper.config  # noqa: F401  (registers `hydra/
 
 class BOHBSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
-        from hydra_plugins.hydra_bohb_sweeper._running.loop import BOHBSweep
+        from hydra_plugins.hydra_bohb_sweeper._running.sweep import BOHBSweep
 
         self._sweep = BOHBSweep(**settings)
 

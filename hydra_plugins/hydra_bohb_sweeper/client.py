@@ -54,6 +54,7 @@ __all__ = [
     "SweepTrial",
     "TrialPaused",
     "TrialPruned",
+    "TrialTakenOver",
     "current_job",
     "current_trial",
 ]
@@ -133,16 +134,20 @@ _storages: dict[str, Any] = {}
 
 
 class SweepTrial:
-    """This job's live Optuna trial, attached through the shared storage, with the study's scheduler."""
+    """This job's live Optuna trial, attached through the shared storage, with the study's scheduler.
+    `storage`: the study's storage already open (by default it is opened from `job.storage`)."""
 
-    def __init__(self, job: SweepJob) -> None:
+    def __init__(self, job: SweepJob, storage: "optuna.storages.BaseStorage | None" = None) -> None:
         import optuna
 
         from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
         from hydra_plugins.hydra_bohb_sweeper._study.storage import open_storage
 
         assert job.trial_number is not None, "evaluations after the search have no trial"
-        storage = _storages.get(job.storage) or _storages.setdefault(job.storage, open_storage(job.storage))
+        if storage is None:
+            storage = _storages.get(job.storage) or _storages.setdefault(
+                job.storage, open_storage(job.storage)
+            )
         study_id = storage.get_study_id_from_name(job.study_name)
         study_attrs = storage.get_study_user_attrs(study_id)
         study = optuna.load_study(study_name=job.study_name, storage=storage)
@@ -162,7 +167,8 @@ class SweepTrial:
         self.resume_epoch: int = int(resume["epoch"]) if resume else 0
         self._resume_path = Path(resume["path"]) if resume else None
         self._checkpoints = job.checkpoints
-        self._study, self._storage, self._trial_id = study, storage, trial_id
+        self._study, self._storage, self._study_id, self._trial_id = study, storage, study_id, trial_id
+        self._directions = [d.name.lower() for d in study.directions]
         self._trial = optuna.Trial(study, trial_id)
         self._last_step = 0
         self._values_by_epoch: dict[str, list[float]] = {}
@@ -191,18 +197,23 @@ class SweepTrial:
 
         A study with several objectives takes one value per objective, in the order of
         `hydra.sweeper.direction` (those known before training, such as a parameter count, included)."""
+        import optuna
+
         self._last_step = step
-        if self.n_objectives == 1:
-            self._trial.report(float(value if not isinstance(value, Sequence) else value[0]), step=step)
-            return
-        values = [float(v) for v in value] if isinstance(value, Sequence) else [float(value)]
-        if len(values) != self.n_objectives:
-            raise ValueError(
-                f"report() got {len(values)} values; the study has {self.n_objectives} objectives"
-            )
-        # Optuna refuses trial.report here: the vectors go to a trial attribute the scheduler reads.
-        self._values_by_epoch[str(step)] = values
-        self._trial.set_user_attr(names.VALUES_BY_EPOCH_ATTR, self._values_by_epoch)
+        try:
+            if self.n_objectives == 1:
+                self._trial.report(float(value if not isinstance(value, Sequence) else value[0]), step=step)
+                return
+            values = [float(v) for v in value] if isinstance(value, Sequence) else [float(value)]
+            if len(values) != self.n_objectives:
+                raise ValueError(
+                    f"report() got {len(values)} values; the study has {self.n_objectives} objectives"
+                )
+            # Optuna refuses trial.report here: the vectors go to a trial attribute the scheduler reads.
+            self._values_by_epoch[str(step)] = values
+            self._trial.set_user_attr(names.VALUES_BY_EPOCH_ATTR, self._values_by_epoch)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise TrialTakenOver(self.number) from None
 
     def should_pause(self) -> bool:
         """Whether to save a checkpoint (`save_checkpoint`) and stop now, to be resumed if the
@@ -228,24 +239,50 @@ class SweepTrial:
             return "continue"
         key = (step, can_pause)
         if key not in self._decisions:
-            frozen = self._storage.get_trial(self._trial_id)
-            self._decisions[key] = self.scheduler.decide(self._study, frozen, step, can_pause)
+            from hydra_plugins.hydra_bohb_sweeper._study.view import StudyView
+
+            view = StudyView.read(self._storage, self._study_id, directions=self._directions)
+            view.study = self._study
+            frozen = next(t for t in view.trials if t.number == self.number)
+            self._decisions[key] = self.scheduler.on_report(view, frozen, step, can_pause)
         return self._decisions[key]
 
     def save_checkpoint(self, write: Callable[[Path], Any]) -> Path:
         """Save the configuration's state after the last reported epoch: `write(path)` writes it (a file
         or a folder). Written under a temporary name and renamed, so a killed job never leaves a
         half-written checkpoint that a later trial would read."""
+        import optuna
+
         if self._checkpoints is None:
             raise RuntimeError("this job has no checkpoint folder (it was not launched by a pausing sweep)")
-        path = self._checkpoints / f"config-{self.config_number}" / f"epoch-{self._last_step}.ckpt"
-        atomic_save(path, write)
-        self._trial.set_user_attr(names.CHECKPOINT_ATTR, {"epoch": self._last_step, "path": str(path)})
+        # A name of this trial's own: a trial its sweeper lost (failed as stale) may still be saving
+        # while its retry saves the same configuration at the same epoch.
+        name = f"trial-{self.number}-epoch-{self._last_step}.ckpt"
+        path = atomic_save(self._checkpoints / f"config-{self.config_number}" / name, write)
+        try:
+            self._trial.set_user_attr(names.CHECKPOINT_ATTR, {"epoch": self._last_step, "path": str(path)})
+        except optuna.exceptions.UpdateFinishedTrialError:
+            from hydra_plugins.hydra_bohb_sweeper._running.checkpoints import remove
+
+            remove(path)  # recorded nowhere, so nobody would ever delete it
+            raise TrialTakenOver(self.number) from None
         return path
 
     @property
     def optuna_trial(self) -> "optuna.Trial":
         return self._trial
+
+
+class TrialTakenOver(RuntimeError):
+    """This job's trial was ended while it ran (its sweeper stopped beating for longer than the grace
+    period, and another sweeper failed it as stale): a retry continues its configuration, so this job
+    must stop."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(
+            f"trial {number} was failed as stale while this job ran (its sweeper stopped sending "
+            "heartbeats); its configuration is retried elsewhere, so this job stops"
+        )
 
 
 def current_trial() -> SweepTrial | None:

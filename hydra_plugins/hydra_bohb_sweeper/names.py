@@ -24,8 +24,24 @@ VALUES_BY_EPOCH_ATTR = "values_by_epoch"
 CONFIG_ATTR = "config"  # the number of the configuration's first trial
 BRACKET_ATTR = "bracket"  # its Hyperband bracket (0: the most aggressive)
 RESUME_ATTR = "resume"  # a continuation's {"trial", "epoch", "path"}: the checkpoint it continues from
+# The trial a segment takes over from (a paused one it continues, or one a fault ended that it retries).
+# Every sweeper claims that step by creating such a trial; the lowest-numbered one that follows a trial
+# is the claim that counts, the others never run (see _running/claims.py).
+FOLLOWS_ATTR = "follows"
+# Why a trial ended without an outcome of its own: FAULT_STALE (its sweeper stopped beating),
+# FAULT_INTERRUPTED (Ctrl-C) or FAULT_WORKER (the launcher failed: a worker process died, a job was
+# cancelled). Its configuration is retried from where that trial started.
+FAULT_ATTR = "fault"
+FAULT_STALE, FAULT_INTERRUPTED, FAULT_WORKER = "stale", "interrupted", "worker"
 CHECKPOINT_ATTR = "checkpoint"  # {"epoch", "path"}: the last checkpoint the job saved
 PAUSED_ATTR = "paused"  # {"epoch", "path"}: a segment that paused at a rung with that checkpoint
+
+# Trial system attributes (not shown by dashboards).
+HEARTBEAT_ATTR = "bohb:heartbeat"  # {"by", "n", "at"}: changes at every beat of a running trial's sweeper
+
+# Study system attributes: one key per paused trial whose checkpoint a finished sweep discarded (its
+# configuration will not be resumed; a later sweep of the study ranks it but never promotes it).
+DISCARDED_PREFIX = "bohb:discarded:"
 
 # Study user attributes.
 PRUNER_ATTR = "pruner_config"  # what versions before schedulers stored: the pruner's `_target_` config

@@ -4,11 +4,15 @@ Its learning curve rises with the epoch towards a quality set by `x`, `y` and `z
 something to prune. Inside a sweep it finds its trial through the sweeper's client API, reports every
 epoch, pauses with a checkpoint (its epoch, as JSON) or stops with `TrialPruned` when the scheduler says
 so, and continues a paused configuration from its checkpoint, exactly like `train.py`
-(`can_pause=false`: an app that cannot checkpoint). `epochs_log` appends "<configuration> <epoch>" per
-epoch trained, so tests can see that no epoch is trained twice. It returns its
+(`can_pause=false`: an app that cannot checkpoint). Its state is `acc`, the sum of its values so far,
+which the checkpoint carries: a configuration resumed from the wrong checkpoint, or trained twice, ends
+with another `acc` than an uninterrupted run. `epochs_log` appends "<configuration> <epoch> <trial>
+<pid> <start> <end> <acc>" per epoch trained, so tests can see that no epoch is trained twice and no two
+processes train one configuration at once. It returns its
 objective and metrics (`size`, `quality`) as a mapping, so it serves two-objective sweeps too.
 `fail=true` raises, `nan=true` returns NaN, `sleep_s` makes each epoch take that long, `chaos` injects a
-fault (SIGKILL or any exception type) into one trial. No torch, no files beyond Hydra's own.
+fault (SIGKILL or any exception type) into one trial (`chaos_resumed=true`: into the first continuation
+of a paused configuration instead). No torch, no files beyond Hydra's own.
 
     python tests/cheap_app/cheap_task.py -m hydra.sweep.dir=/tmp/sweep hydra.sweeper.n_trials=5
 """
@@ -53,29 +57,41 @@ def misbehave(chaos: str) -> None:
     raise error(f"simulated {error.__name__} in the cheap app")
 
 
+def struck(cfg: DictConfig, trial: client.SweepTrial) -> bool:
+    """Whether `chaos` strikes this trial: trial `chaos_trial`, or (`chaos_resumed`) a continuation."""
+    return trial.resume_epoch > 0 if cfg.get("chaos_resumed") else trial.number == cfg.chaos_trial
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.fail:
         raise RuntimeError("boom")
     if cfg.nan:
         return {"acc": float("nan")}
     trial = client.current_trial()
-    value, first = 0.0, 1
+    value, first, acc = 0.0, 1, 0.0
     if trial is not None and trial.resume_from is not None:  # a promoted configuration goes on
         saved = json.loads(trial.resume_from.read_text())
         assert saved["epoch"] == trial.resume_epoch, (saved, trial.resume_epoch)
-        first = saved["epoch"] + 1
+        first, acc = saved["epoch"] + 1, saved.get("acc", 0.0)
     for epoch in range(first, cfg.max_epochs + 1):
+        started = time.time()
         time.sleep(cfg.sleep_s)
-        if cfg.chaos and epoch == cfg.chaos_epoch and trial is not None and trial.number == cfg.chaos_trial:
+        if cfg.chaos and epoch == cfg.chaos_epoch and trial is not None and struck(cfg, trial):
             misbehave(cfg.chaos)
         value = learning_curve(cfg.x, cfg.y, cfg.z, epoch)
+        acc += value
         if cfg.epochs_log:
             with open(cfg.epochs_log, "a") as log:
-                log.write(f"{trial.config_number if trial is not None else -1} {epoch}\n")
+                number = trial.number if trial is not None else -1
+                log.write(
+                    f"{trial.config_number if trial is not None else -1} {epoch} {number} {os.getpid()} "
+                    f"{started:.6f} {time.time():.6f} {acc!r}\n"
+                )
         if trial is not None:  # with two objectives (accuracy, size) it reports both
             trial.report(value if trial.n_objectives == 1 else [value, size(cfg.x)], epoch)
             if cfg.can_pause and trial.should_pause():
-                trial.save_checkpoint(lambda path, e=epoch: path.write_text(json.dumps({"epoch": e})))
+                state = {"epoch": epoch, "acc": acc}
+                trial.save_checkpoint(lambda path, s=state: path.write_text(json.dumps(s)))
                 raise client.TrialPaused(f"paused after epoch {epoch}")
             if trial.should_prune():
                 raise client.TrialPruned(f"pruned after epoch {epoch}")

@@ -15,7 +15,7 @@ from hydra_plugins.hydra_bohb_sweeper._outputs.pareto import objective_names
 from hydra_plugins.hydra_bohb_sweeper._outputs.results import epochs_trained
 from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace
 from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, METRICS_ATTR, PAUSED_ATTR
 from hydra_plugins.hydra_bohb_sweeper.wandb_mode import wandb_mode, wandb_offline_because, wandb_run_mode
@@ -81,7 +81,7 @@ class SweepRun:
             return
         row: dict[str, Any] = {
             "trial": trial.number,
-            "configuration": _scheduling.config_number(trial),
+            "configuration": _view.config_number(trial),
             "state": _state(trial),
             "epochs": epochs_trained(trial),
             "elapsed_s": elapsed_s,
@@ -115,7 +115,7 @@ class SweepRun:
                 returned = t.user_attrs.get(METRICS_ATTR, {})
                 values = t.values or [None] * len(objectives)
                 table.add_data(
-                    t.number, _scheduling.config_number(t), _state(t), *values, epochs_trained(t),
+                    t.number, _view.config_number(t), _state(t), *values, epochs_trained(t),
                     *(t.params.get(n) for n in params), *(returned.get(m) for m in metrics),
                     t.user_attrs.get(FAIL_REASON_ATTR),
                 )  # fmt: skip

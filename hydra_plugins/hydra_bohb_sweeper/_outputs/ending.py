@@ -59,7 +59,9 @@ class SweepEnd:
 def discard_checkpoints(end: SweepEnd) -> None:
     """Paused configurations that no trial will resume (the sweep finished) lose their checkpoints."""
     if end.finished and end.checkpoints is not None:
-        _checkpoints.discard_unresumed(end.study, end.checkpoints)
+        storage = end.study._storage
+        study_id = storage.get_study_id_from_name(end.study.study_name)
+        _checkpoints.discard_unresumed(storage, study_id, end.checkpoints)
 
 
 def final_evaluation(end: SweepEnd) -> None:

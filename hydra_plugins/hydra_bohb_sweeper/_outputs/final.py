@@ -33,7 +33,7 @@ from hydra_plugins.hydra_bohb_sweeper._running.outcome import one_line, outcome_
 from hydra_plugins.hydra_bohb_sweeper._setup.preflight import budget_override
 from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace
 from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 
 if TYPE_CHECKING:
@@ -142,30 +142,30 @@ def _baseline_overrides(settings: Settings, space: SearchSpace) -> list[str]:
     return [*space.fixed.values(), *budget_override(settings)]
 
 
-def candidates(study: optuna.Study) -> list[_scheduling.Configuration]:
+def candidates(study: optuna.Study) -> list[_view.Configuration]:
     """The study's configurations best first: complete ones by their objective, then the others by the
     epochs they reached and their value there (as TPE ranks pruned trials). Failed ones are left out."""
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    configs = _scheduling.configurations(study.get_trials(deepcopy=False)).values()
+    configs = _view.view_of(study).configurations.values()
 
-    def key(config: _scheduling.Configuration) -> tuple[int, int, float]:
-        if config.state == _scheduling.COMPLETE and config.last.value is not None:
+    def key(config: _view.Configuration) -> tuple[int, int, float]:
+        if config.state == _view.COMPLETE and config.last.value is not None:
             return (0, 0, sign * config.last.value)
         value = config.values[config.epochs][0] if config.values else math.nan
         return (1, -config.epochs, sign * value if math.isfinite(value) else math.inf)
 
-    ranked = [c for c in configs if c.state != _scheduling.FAILED and (c.values or c.last.value is not None)]
+    ranked = [c for c in configs if c.state != _view.FAILED and (c.values or c.last.value is not None)]
     return sorted(ranked, key=lambda c: (*key(c), c.number))
 
 
-def _overrides_of(config: _scheduling.Configuration) -> list[str]:
+def _overrides_of(config: _view.Configuration) -> list[str]:
     return list(config.trials[0].user_attrs.get(names.OVERRIDES_ATTR, []))
 
 
 def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] | None:
     study, settings = evaluations.study, evaluations.settings
     ranked = candidates(study)
-    if not ranked or not any(c.state == _scheduling.COMPLETE for c in ranked):
+    if not ranked or not any(c.state == _view.COMPLETE for c in ranked):
         log.warning("BOHB: no complete trial, so no final evaluation")
         return None
     top_k = max(1, int(settings.final_evaluation.get("top_k", 1)))
@@ -206,7 +206,7 @@ def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] |
     table = [
         {
             "configuration": c.number,
-            "search_value": c.last.value if c.state == _scheduling.COMPLETE else c.values[c.epochs][0],
+            "search_value": c.last.value if c.state == _view.COMPLETE else c.values[c.epochs][0],
             "search_epochs": c.epochs,
             **records[f"{names.CANDIDATE}-{c.number}"],
         }

@@ -16,7 +16,7 @@ import optuna
 
 from hydra_plugins.hydra_bohb_sweeper import names
 from hydra_plugins.hydra_bohb_sweeper._outputs.files import write_text, write_yaml
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 
 States = optuna.trial.TrialState
@@ -24,37 +24,55 @@ States = optuna.trial.TrialState
 
 def epochs_trained(trial: optuna.trial.FrozenTrial) -> int:
     """Epochs the trial's job trained: the epochs it reported (a continuation reports only its own)."""
-    return len(_scheduling.reported_values(trial))
+    return len(_view.reported_values(trial))
 
 
 def run_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The trials that ran (or run): all but the surplus ones, which were never launched."""
-    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(names.SURPLUS_ATTR)]
+    view = _view.view_of(study)
+    return [t for t in view.trials if t.number not in view.surplus]
+
+
+def _fault_ended(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state == States.FAIL and bool(trial.user_attrs.get(names.FAULT_ATTR))
 
 
 def summarize(study: optuna.Study, budget: int) -> dict[str, Any]:
     """Configurations by state (n_trials counts configurations, as the quota does; `paused` ones
-    stopped at a rung and kept a checkpoint to resume from), the trials that trained them, and the
-    epochs spent."""
-    trials, ran = study.get_trials(deepcopy=False), run_trials(study)
-    configs = _scheduling.configurations(trials).values()
+    stopped at a rung and kept a checkpoint to resume from; `interrupted` ones were ended by a fault
+    and resume from where their last trial started), the trials that trained them, and the epochs
+    spent, those that faults made a retry train again included."""
+    view = _view.view_of(study)
+    ran = [t for t in view.trials if t.number not in view.surplus]
+    configs = view.configurations.values()
     count = Counter(c.state for c in configs)
+    retried = [t for t in ran if _fault_ended(t)] + [
+        t for t in view.trials if t.number in _view.retried(view.trials)
+    ]
     # Every epoch a job trained counts, a retried trial's included; without pruning every configuration
     # stopped or paused at a rung would have trained the whole budget.
     trained = sum(epochs_trained(t) for t in ran)
-    unpruned = sum(
-        budget if c.state in (_scheduling.STOPPED, _scheduling.PAUSED) else c.epochs for c in configs
-    ) + sum(epochs_trained(t) for t in ran if t.number in _scheduling.retried(trials))
+    unpruned = sum(budget if c.state in (_view.STOPPED, _view.PAUSED) else c.epochs for c in configs) + sum(
+        epochs_trained(t) for t in retried
+    )
+    # A segment after a configuration's first continues a paused trial (resumed) or a retried one.
+    resumed = sum(
+        1
+        for c in configs
+        for before, t in zip(c.trials, c.trials[1:], strict=False)
+        if not _fault_ended(before)
+    )
     summary = {
         "n_trials": len(configs),
-        "n_complete": count[_scheduling.COMPLETE],
-        "n_pruned": count[_scheduling.STOPPED] + count[_scheduling.PAUSED],
-        "n_paused": count[_scheduling.PAUSED],
-        "n_failed": count[_scheduling.FAILED],
-        "n_running": count[_scheduling.RUNNING],
-        "n_resumed": sum(names.RESUME_ATTR in t.user_attrs for t in ran),
-        "n_retried": len(_scheduling.retried(trials)),
-        "n_surplus": len(trials) - len(ran),
+        "n_complete": count[_view.COMPLETE],
+        "n_pruned": count[_view.STOPPED] + count[_view.PAUSED],
+        "n_paused": count[_view.PAUSED],
+        "n_failed": count[_view.FAILED],
+        "n_running": count[_view.RUNNING],
+        "n_interrupted": count[_view.INTERRUPTED],
+        "n_resumed": resumed,
+        "n_retried": len(retried),
+        "n_surplus": len(view.trials) - len(ran),
     }
     if not trained:  # the jobs report no per-epoch values: nothing to count in epochs
         return summary
@@ -62,6 +80,7 @@ def summarize(study: optuna.Study, budget: int) -> dict[str, Any]:
         **summary,
         "budget_epochs": budget,
         "epochs_trained": trained,
+        "epochs_retrained_after_faults": sum(epochs_trained(t) for t in retried),
         "epochs_unpruned": unpruned,
         "epochs_saved_by_pruning": f"{1 - trained / unpruned:.1%}",
     }
@@ -78,14 +97,15 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 def fail_reasons(study: optuna.Study) -> dict[int, str]:
     """Why each failed trial failed, the retried ones included (their retry counts instead)."""
-    replaced = _scheduling.retried(study.get_trials(deepcopy=False))
+    replaced = _view.retried(study.get_trials(deepcopy=False))
     reasons = {}
     for t in run_trials(study):
         if t.state == States.FAIL:
+            retried = t.number in replaced or _fault_ended(t)
             reason = t.user_attrs.get(names.FAIL_REASON_ATTR) or (
-                "stale: its sweeper stopped" if t.number in replaced else "no reason recorded"
+                "stale: its sweeper stopped" if retried else "no reason recorded"
             )
-            reasons[t.number] = f"{reason} (retried)" if t.number in replaced else reason
+            reasons[t.number] = f"{reason} (retried)" if retried and "(retried)" not in reason else reason
     return reasons
 
 
@@ -105,7 +125,7 @@ def write(
         results["best_params"] = dict(best.params) if best else {}
         results["best_value"] = best.value if best else None
         results["best_trial"] = best.number if best else None
-        results["best_configuration"] = _scheduling.config_number(best) if best else None
+        results["best_configuration"] = _view.config_number(best) if best else None
     results |= {
         "study_name": study.study_name,
         "storage": redact(storage_url),

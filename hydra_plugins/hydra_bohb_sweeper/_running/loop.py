@@ -1,345 +1,248 @@
-"""The BOHB sweep: (resume a promoted configuration | ask for a new one) -> launch -> tell, with N
-workers and no batch barrier.
+"""One sweeper's workers carrying out the scheduler's steps: read the study -> next step -> claim ->
+launch -> tell, with N workers and no batch barrier.
 
-Each worker launches one trial at a time through Hydra's launcher and takes its next work as soon as
-its trial ends, so a trial paused or pruned after one epoch frees its worker at once. The job finds its
-trial through the shared storage (`client.current_trial`), reports every epoch and goes on, pauses or
-stops as the study's scheduler decides (_study/scheduling.py). Settings, preflight, the study and the quota
-live in their own modules.
+Each worker takes its next step as soon as its trial ends, so a trial paused or stopped after one
+epoch frees its worker at once. Every decision is the scheduler's (_study/scheduling.py), made from one
+view of the study (_study/view.py); the loop holds none of its own. A worker's step reads the study
+once (the read after a tell serves the console and the next decision alike), plus once more to confirm
+a claim (_running/claims.py). Heartbeats (_running/heartbeats.py) find the trials of sweepers that
+died; the view's stale and lost trials are failed before a decision is made from it.
+
+Nothing here knows Hydra: `run_trial` launches a trial's job and returns its outcome, so the Hydra
+sweeper (_running/sweep.py) and the fault simulation (tests/simulation) drive the same loop.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra.core.plugins import Plugins
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.hydra_bohb_sweeper import names
-from hydra_plugins.hydra_bohb_sweeper._integrations.sweep_run import SweepRun, sweep_record
-from hydra_plugins.hydra_bohb_sweeper._outputs import ending as _ending
 from hydra_plugins.hydra_bohb_sweeper._running import checkpoints as _checkpoints
-from hydra_plugins.hydra_bohb_sweeper._running import console as _console
-from hydra_plugins.hydra_bohb_sweeper._running.jobs import identity_overrides
-from hydra_plugins.hydra_bohb_sweeper._running.outcome import Outcome, one_line, outcome_of
-from hydra_plugins.hydra_bohb_sweeper._running.progress import Progress
-from hydra_plugins.hydra_bohb_sweeper._running.quota import NEW, PROMOTE, STOP, WAIT, Step, TrialQuota
-from hydra_plugins.hydra_bohb_sweeper._setup.custom_search_space import custom_overrides
-from hydra_plugins.hydra_bohb_sweeper._setup.preflight import budget_override, prepare
-from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError, suggest
-from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
+from hydra_plugins.hydra_bohb_sweeper._running import claims as _claims
+from hydra_plugins.hydra_bohb_sweeper._running.heartbeats import Heartbeats, end_with_fault
+from hydra_plugins.hydra_bohb_sweeper._running.outcome import Outcome, one_line
 from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
-from hydra_plugins.hydra_bohb_sweeper._study.open import keep_password_out_of_files, open_study, storage_url
-from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
+from hydra_plugins.hydra_bohb_sweeper._study.view import FAILED, RUNNING, StudyView
 
 log = logging.getLogger(__name__)
 States = optuna.trial.TrialState
-INTERRUPTED = "interrupted"
+INTERRUPTED = "interrupted"  # the stop reason of a sweep stopped by Ctrl-C
+RunTrial = Callable[[optuna.Trial], tuple[Outcome, str | None]]  # -> its outcome, its output directory
+Told = Callable[[optuna.trial.FrozenTrial, StudyView], None]
 
 
-class BOHBSweep:
-    def __init__(self, **raw_settings: Any) -> None:
-        self.raw_settings = raw_settings
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)  # a trial ended: waiting workers look again
-        self._stop_reason: str | None = None
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config = config
-        self.config_loader = hydra_context.config_loader
-        self.launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=hydra_context, task_function=task_function
-        )
-        self.sweep_dir = Path(config.hydra.sweep.dir)
-
-    def _compose(self, overrides: Sequence[str]) -> DictConfig:
-        return self.config_loader.load_sweep_config(self.config, list(overrides))
-
-    # ---------------------------------------------------------------- entry point
-    def sweep(self, arguments: Sequence[str]) -> None:
-        keep_password_out_of_files(self.config, self.raw_settings.get("storage"))
-        try:
-            settings, space = prepare(
-                self.raw_settings, str(self.config.hydra.job.name), arguments, self.config, self._compose
-            )
-            self.storage_url = storage_url(settings, self.sweep_dir)
-            quiet = _console.wants_quiet(settings.console, self.config.hydra.verbose)
-            with _console.optuna_warnings_only(quiet):
-                study, heartbeat_storage = open_study(settings, self.storage_url)
-        except (SweepConfigError, SearchSpaceError) as exc:
-            exit_with(str(exc))
-        self.settings, self.space, self.scheduler = settings, space, settings.scheduler
+class SweepLoop:
+    def __init__(
+        self, study: optuna.Study, scheduler: _scheduling.Scheduler, n_trials: int,
+        heartbeats: Heartbeats, run_trial: RunTrial, checkpoints: Path | None = None,
+        on_told: Told = lambda trial, view: None, max_failure_rate: float = 1.0,
+        min_trials_for_failure_rate: int = 5, condition: Any = None,
+        sees: Callable[[str], bool] = lambda path: Path(path).exists(),
+    ) -> None:  # fmt: skip
+        self.study, self.scheduler, self.n_trials = study, scheduler, n_trials
         self.storage = study._storage
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        # Paused configurations' checkpoints, in the sweep directory (the shared filesystem under SLURM).
-        self.checkpoints = self.sweep_dir.resolve() / names.CHECKPOINTS_DIR if self.scheduler.pauses else None
-        # Added to every job's overrides: its log goes to its own file rather than the console.
-        self.logging_overrides = _console.quiet(self.config, self.sweep_dir) if quiet else []
-        study.set_user_attr(names.SEARCH_SPACE_ATTR, {k: repr(d) for k, d in space.distributions.items()})
-        if settings.objectives:
-            objective = settings.objectives if settings.multi_objective else settings.objectives[0]
-            study.set_user_attr(names.OBJECTIVE_ATTR, objective)
-        self.quota = TrialQuota(study, heartbeat_storage, settings.n_trials)
-        tally = self.quota.tally()
-        log.info(
-            "BOHB: study %r in %s: %d of %d configurations started%s; %d worker(s); budget %d epochs; "
-            "%d parameters; %s",
-            settings.study_name, redact(self.storage_url), tally.configurations, settings.n_trials,
-            f", {tally.running} trial(s) running elsewhere" if tally.running else "", self._n_workers(),
-            settings.budget, len(space.distributions), self.scheduler.describe(len(settings.directions)),
-        )  # fmt: skip
-        self.progress = Progress(settings.n_trials, settings.budget)
-        wandb_settings = (
-            OmegaConf.select(self.config, settings.tracking_key) if settings.tracking_key else None
+        self.study_id = self.storage.get_study_id_from_name(study.study_name)
+        self.directions = [d.name.lower() for d in study.directions]
+        self.heartbeats, self.run_trial, self.checkpoints = heartbeats, run_trial, checkpoints
+        self.on_told = on_told
+        self.max_failure_rate, self.min_trials_for_failure_rate = (
+            max_failure_rate,
+            min_trials_for_failure_rate,
         )
-        record = sweep_record(settings, space, self._shown_storage)
-        self.sweep_run = SweepRun.start(wandb_settings, self.sweep_dir, settings.study_name, record)
-        end = _ending.SweepEnd(
-            study=study, settings=settings, space=space, sweep_dir=self.sweep_dir, launcher=self.launcher,
-            storage_url=self.storage_url, shown_storage=self._shown_storage,
-            logging_overrides=self.logging_overrides, sweep_run=self.sweep_run, checkpoints=self.checkpoints,
-        )  # fmt: skip
-        self.quota.start_heartbeats()
+        # Held while deciding, claiming and telling; a worker waits on it for a trial to end.
+        self.condition = condition if condition is not None else threading.Condition()
+        self.sees = sees
+        self.stop_reason: str | None = None
+
+    # ---------------------------------------------------------------- the view
+    def read(self) -> StudyView:
+        """The study now, with the trials that will never report again failed first: those whose
+        sweeper stopped beating (their configurations are retried) and claims that lost."""
+        view = StudyView.read(self.storage, self.study_id, self.n_trials, self.sees, self.directions)
+        failed = self.heartbeats.fail(self.heartbeats.stale(view))
+        if _claims.abandon_lost_claims(self.storage, view) or failed:
+            view = StudyView.read(self.storage, self.study_id, self.n_trials, self.sees, self.directions)
+        for number in failed:
+            if (config := view.config_of(number)) is not None:
+                log.warning(
+                    "BOHB: trial %d of configuration #%d stopped sending heartbeats (its sweeper died or "
+                    "was suspended); it is retried from where it started", number, config.number,
+                )  # fmt: skip
+                self._tidy(config)
+        return view
+
+    # ---------------------------------------------------------------- a worker
+    def work(self) -> None:
+        """Carry out steps until the scheduler says DONE or the sweep stops."""
+        held: optuna.Trial | None = None  # this worker's trial from its claim to its tell
+        condition, holding = self.condition, False
         try:
-            self._run_workers(study)
-        except BaseException as exc:
-            self._stop_reason = self._stop_reason or f"the sweep stopped: {one_line(exc)}"
-            raise
-        finally:
-            self.quota.stop_heartbeats()
-            end.stop_reason = self._stop_reason
-            _ending.run(end)
-        if self._stop_reason == INTERRUPTED:
-            kept = self.quota.tally().settled
-            configs = "1 configuration is" if kept == 1 else f"{kept} configurations are"
-            exit_with(
-                f"interrupted: {configs} kept (paused ones stay resumable; the trial interrupted is "
-                f"failed); {self._resume_hint()}"
-            )
-        if self._stop_reason:
-            exit_with(self._stop_reason)
-
-    def _resume_hint(self) -> str:
-        if self.settings.storage is None:
-            return f"to resume, run the same command with hydra.sweep.dir={self.sweep_dir}"
-        return (
-            f"to resume, run the same command (study {self.settings.study_name!r} in {self._shown_storage})"
-        )
-
-    @property
-    def _shown_storage(self) -> str:
-        return str(redact(self.storage_url))
-
-    # ---------------------------------------------------------------- workers
-    def _n_workers(self) -> int:
-        # The basic launcher runs jobs inside this process: one at a time is the only safe way.
-        return 1 if type(self.launcher).__name__ == "BasicLauncher" else self.settings.n_jobs
-
-    def _run_workers(self, study: optuna.Study) -> None:
-        n_workers = self._n_workers()
-        if self.settings.n_jobs > 1 and n_workers == 1:
-            log.warning(
-                "BOHB: n_jobs=%d needs a process launcher (hydra/launcher=joblib); running 1",
-                self.settings.n_jobs,
-            )
-        if n_workers == 1:
-            self._worker(study)  # main thread: Ctrl-C reaches the job
-            return
-        errors: list[BaseException] = []
-
-        def guarded() -> None:
-            try:
-                self._worker(study)
-            except BaseException as exc:
-                errors.append(exc)
-                self._stop_reason = self._stop_reason or f"a sweep worker crashed: {one_line(exc)}"
-
-        threads = [threading.Thread(target=guarded, name=f"bohb-worker-{i}") for i in range(n_workers)]
-        for thread in threads:
-            thread.start()
-        try:
-            for thread in threads:
-                thread.join()
-        except KeyboardInterrupt:
-            self._stop_reason = INTERRUPTED
-            log.warning("BOHB: interrupted; waiting for the trials in flight to finish")
-            for thread in threads:
-                thread.join()
-        if errors and self._stop_reason != INTERRUPTED:
-            raise errors[0]
-
-    def _worker(self, study: optuna.Study) -> None:
-        """Run trials until the quota is spent and nothing is left to resume: no waiting for other
-        workers, except when there is nothing to do until a trial in flight ends."""
-        while True:
-            with self._lock:
-                if self._stop_reason:
+            condition.acquire()
+            holding = True
+            view = self.read()
+            while not self.stop_reason:
+                step = self.scheduler.next_step(view, self.heartbeats.own)
+                if step.kind == _scheduling.DONE:
                     return
-                step = self.quota.next_step(self.scheduler, self._resumable)
-                if step.kind == STOP:
-                    return
-                if step.kind == WAIT:
+                if step.kind == _scheduling.WAIT:
                     # This sweeper's trials wake it when they end; other sweepers' are polled.
-                    self._changed.wait(timeout=max(1.0, (self.quota.heartbeats or 2) / 2))
+                    condition.wait(timeout=max(1.0, self.heartbeats.interval / 2))
+                    view = self.read()
                     continue
-                started = self._start(study, step)
-                if started is None:
+                held = self._claim(step)
+                if held is None:  # another sweeper (or worker) took it first
+                    view = self.read()
                     continue
-                trial, overrides = started
-                self.quota.started(trial)
-            outcome, output_dir = self._launch(trial, overrides)
-            with self._lock:
-                frozen = self._tell(study, trial, outcome, output_dir)
-                self.quota.ended(trial)
-                trials = study.get_trials(deepcopy=False)
-                configs = _scheduling.configurations(trials)
-                if self.checkpoints is not None:
-                    _checkpoints.tidy(configs.get(_scheduling.config_number(frozen)))
-                self.progress.trial_finished(study, frozen, configs)
-                self.sweep_run.trial_finished(study, frozen, self.progress.elapsed())
-                self._check_failure_rate(configs)
-                self._changed.notify_all()
+                condition.release()
+                holding = False
+                try:
+                    outcome, output_dir = self._launch(held)
+                finally:
+                    condition.acquire()
+                    holding = True
+                frozen = self._tell(held, outcome, output_dir)
+                self.heartbeats.ended(held.number)
+                held = None
+                view = self.read()
+                self._tidy(view.config_of(frozen.number))
+                self.on_told(frozen, view)
+                self._check_failure_rate(view)
+                condition.notify_all()
+        except KeyboardInterrupt:  # Ctrl-C outside a job: between steps, while claiming or telling
+            self.stop_reason = INTERRUPTED
+            if held is not None:
+                end_with_fault(self.storage, held._trial_id, names.FAULT_INTERRUPTED, "interrupted (Ctrl-C)")
+                self.heartbeats.ended(held.number)
+        finally:
+            if holding:
+                condition.notify_all()
+                condition.release()
 
-    def _resumable(self, config: _scheduling.Configuration) -> bool:
-        """A paused configuration this sweeper can resume: its checkpoint is on this filesystem (several
-        machines sharing a study each resume their own without a shared filesystem)."""
-        return config.checkpoint is not None and Path(config.checkpoint["path"]).exists()
-
-    def _start(self, study: optuna.Study, step: Step) -> tuple[optuna.Trial, list[str]] | None:
-        """The trial to launch for `step` and its overrides; None when another sweeper took it first."""
-        if step.kind == PROMOTE:
-            assert step.promote is not None
-            trial = self._continuation(study, step.promote, step.to_budget)
-            if trial is None:
-                return None
-        else:
-            trial = study.ask()  # a queued trial first (a retry), else a new one from the sampler
-            if names.CONFIG_ATTR not in trial.user_attrs:  # a new configuration
-                index = self.quota.index_of(trial)
-                if step.kind == NEW and index >= self.settings.n_trials:
-                    # Another sweeper took the last slot first.
-                    trial.set_user_attr(names.SURPLUS_ATTR, True)
-                    study.tell(trial, state=States.FAIL)
-                    return None
-                trial.set_user_attr(names.CONFIG_ATTR, trial.number)
-                trial.set_user_attr(names.BRACKET_ATTR, self.scheduler.bracket_of(index))
-        return trial, self._overrides(trial)
-
-    def _continuation(
-        self, study: optuna.Study, config: _scheduling.Configuration, to_budget: bool = False
-    ) -> optuna.Trial | None:
-        """A new trial that continues `config` from its checkpoint (the same parameters), or None when
-        another sweeper resumed it first. Sweepers that decide at once both create one; the lower trial
-        number wins, the same way in every sweeper, and the other is never run."""
-        paused, checkpoint = config.last, dict(config.checkpoint or {})
-        template = optuna.trial.create_trial(
-            state=States.RUNNING,
-            params=paused.params,
-            distributions=paused.distributions,
-            user_attrs={
-                names.CONFIG_ATTR: config.number,
-                names.BRACKET_ATTR: config.bracket,
-                names.RESUME_ATTR: {"trial": paused.number, **checkpoint, "to_budget": to_budget},
-            },
-        )
-        trial_id = self.storage.create_new_trial(self.quota.study_id, template)
-        trial = optuna.Trial(study, trial_id)
-        rivals = [
-            t.number
-            for t in study.get_trials(deepcopy=False)
-            if (t.user_attrs.get(names.RESUME_ATTR) or {}).get("trial") == paused.number
-            and not t.user_attrs.get(names.SURPLUS_ATTR)
-        ]
-        if min(rivals) != trial.number:
-            trial.set_user_attr(names.SURPLUS_ATTR, True)
-            study.tell(trial, state=States.FAIL)
-            return None
-        return trial
-
-    def _overrides(self, trial: optuna.Trial) -> list[str]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            # A continuation or a retry has its parameters already: suggest() returns them.
-            params = self.space.sample(lambda name, dist: suggest(trial, name, dist))
-        # The parameters that the app's hydra.sweeper.custom_search_space adds (define-by-run).
-        custom = custom_overrides(self.settings, self.space, self.config, trial, params)
-        overrides = [*self.space.overrides(params), *custom, *budget_override(self.settings)]
-        trial.set_user_attr(names.OVERRIDES_ATTR, [redact(o) for o in overrides])
-        extra = {names.ENV_CONFIG: str(trial.user_attrs.get(names.CONFIG_ATTR, trial.number))}
-        if self.checkpoints is not None:
-            extra[names.ENV_CHECKPOINTS] = str(self.checkpoints)
-        identity = identity_overrides(
-            self.settings.study_name, self._shown_storage, names.TRIAL, self.settings.budget, trial.number,
-            extra,
-        )  # fmt: skip
-        return [*overrides, *identity, *self.logging_overrides]
-
-    def _launch(self, trial: optuna.Trial, overrides: list[str]) -> tuple[Outcome, str | None]:
+    # ---------------------------------------------------------------- carrying a step out
+    def _claim(self, step: _scheduling.Step) -> optuna.Trial | None:
+        """The trial that carries `step` out, or None when another sweeper or worker claimed it first.
+        A new trial beats from the moment it exists, so a sweeper killed right after is seen to be."""
+        created: list[int] = []
         try:
-            ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
-            outcome = outcome_of(ret, self.settings.objectives, len(self.settings.directions))
-            return outcome, (ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else None)
+            return self._claim_or_raise(step, created)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # This sweeper stalled past the grace period while claiming: another one failed the new trial
+            # as stale, and the retry it gets is its configuration's (or it is surplus).
+            for number in created:
+                self.heartbeats.ended(number)
+            return None
+
+    def _claim_or_raise(self, step: _scheduling.Step, created: list[int]) -> optuna.Trial | None:
+        if step.kind == _scheduling.NEW:
+            trial = self.study.ask()  # a queued trial first (a user's enqueue_trial), else the sampler's
+            created.append(trial.number)
+            self.heartbeats.started(trial.number, trial._trial_id)
+            if names.CONFIG_ATTR in trial.user_attrs:  # a retry queued by an earlier version
+                return trial
+            view = self.read()
+            if not _claims.new_configuration_counts(view, trial.number):
+                self._abandon(trial._trial_id, trial.number)
+                return None
+            trial.set_user_attr(names.CONFIG_ATTR, trial.number)
+            trial.set_user_attr(names.BRACKET_ATTR, self.scheduler.bracket_of(view.index_of(trial.number)))
+            return trial
+        assert step.config is not None
+        trial_id = _claims.create_segment(self.storage, self.study_id, step)
+        number = self.storage.get_trial_number_from_id(trial_id)
+        created.append(number)
+        self.heartbeats.started(number, trial_id)
+        if not _claims.segment_won(self.read(), number, step.config.last.number):
+            self._abandon(trial_id, number)
+            return None
+        return optuna.Trial(self.study, trial_id)
+
+    def _abandon(self, trial_id: int, number: int) -> None:
+        _claims.abandon(self.storage, trial_id)
+        self.heartbeats.ended(number)
+
+    def _launch(self, trial: optuna.Trial) -> tuple[Outcome, str | None]:
+        """Run the trial's job; a failure of the launcher (a worker process that died, a cancelled job)
+        or Ctrl-C is a fault, retried, never the configuration's own failure."""
+        try:
+            outcome, output_dir = self.run_trial(trial)
         except KeyboardInterrupt:
-            self._stop_reason = INTERRUPTED
-            return Outcome(States.FAIL, reason=INTERRUPTED), None
+            self.stop_reason = INTERRUPTED
+            return Outcome(States.FAIL, reason="interrupted (Ctrl-C)", fault=names.FAULT_INTERRUPTED), None
         except SystemExit as exc:  # a job in this process exited; Lightning exits so on Ctrl-C
             if isinstance(exc.__context__, KeyboardInterrupt):
-                self._stop_reason = INTERRUPTED
-                return Outcome(States.FAIL, reason=INTERRUPTED), None
+                self.stop_reason = INTERRUPTED
+                return Outcome(
+                    States.FAIL, reason="interrupted (Ctrl-C)", fault=names.FAULT_INTERRUPTED
+                ), None
             return Outcome(States.FAIL, reason=one_line(exc)), None
-        except Exception as exc:  # a launcher failure is this trial's failure, not the sweep's
-            return Outcome(States.FAIL, reason=one_line(exc)), None
+        except Exception as exc:
+            return Outcome(States.FAIL, reason=one_line(exc), fault=names.FAULT_WORKER), None
+        if outcome.fault == names.FAULT_INTERRUPTED:
+            self.stop_reason = INTERRUPTED
+        elif self.stop_reason == INTERRUPTED and outcome.state == States.FAIL and not outcome.fault:
+            # Ctrl-C reaches every process of the sweep: a job that failed meanwhile was most likely
+            # stopped by it (a retry costs little if it was not).
+            outcome.fault = names.FAULT_INTERRUPTED
+        return outcome, output_dir
 
     def _tell(
-        self, study: optuna.Study, trial: optuna.Trial, outcome: Outcome, output_dir: str | None
+        self, trial: optuna.Trial, outcome: Outcome, output_dir: str | None
     ) -> optuna.trial.FrozenTrial:
-        if output_dir:
-            trial.set_user_attr(names.OUTPUT_DIR_ATTR, str(output_dir))
-        if outcome.reason:
-            trial.set_user_attr(names.FAIL_REASON_ATTR, outcome.reason)
-        if outcome.metrics:
-            trial.set_user_attr(names.METRICS_ATTR, outcome.metrics)
-        if outcome.state == States.COMPLETE:
-            return study.tell(trial, outcome.values)
-        if outcome.paused:
-            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.quota.study_id, trial.number)
-            checkpoint = _checkpoints.saved(self.storage.get_trial(trial_id))
-            if checkpoint is not None:
-                trial.set_user_attr(names.PAUSED_ATTR, checkpoint)
+        try:
+            if output_dir:
+                trial.set_user_attr(names.OUTPUT_DIR_ATTR, str(output_dir))
+            if outcome.reason:
+                trial.set_user_attr(names.FAIL_REASON_ATTR, outcome.reason)
+            if outcome.metrics:
+                trial.set_user_attr(names.METRICS_ATTR, outcome.metrics)
+            if outcome.fault:
+                trial.set_user_attr(names.FAULT_ATTR, outcome.fault)
+            if outcome.state == States.COMPLETE:
+                self.study.tell(trial, outcome.values)
             else:
-                log.warning(
-                    "BOHB: trial %d paused without a checkpoint of its last epoch "
-                    "(client.SweepTrial.save_checkpoint); it is stopped instead",
-                    trial.number,
-                )
-        return study.tell(trial, state=outcome.state)
+                if outcome.paused:
+                    self._record_pause(trial)
+                self.study.tell(trial, state=outcome.state)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            frozen = self.storage.get_trial(trial._trial_id)
+            if not frozen.state.is_finished():
+                raise
+            log.warning(
+                "BOHB: trial %d was failed as stale by another sweeper while it ran (was this one "
+                "suspended?); a retry continues its configuration, and this result is dropped",
+                trial.number,
+            )
+        return self.storage.get_trial(trial._trial_id)
 
-    def _check_failure_rate(self, configs: dict[int, _scheduling.Configuration]) -> None:
-        settled = [c for c in configs.values() if c.state != _scheduling.RUNNING]
-        failed = sum(c.state == _scheduling.FAILED for c in settled)
-        settings = self.settings
-        if (
-            len(settled) >= settings.min_trials_for_failure_rate
-            and failed / len(settled) > settings.max_failure_rate
-        ):
-            last = max((c.last for c in settled if c.state == _scheduling.FAILED), key=lambda t: t.number)
-            reason = last.user_attrs.get(names.FAIL_REASON_ATTR, "no reason recorded")
-            self._stop_reason = self._stop_reason or (
-                f"stopping the sweep: {failed} of {len(settled)} configurations failed (more than "
-                f"max_failure_rate={settings.max_failure_rate}), the last with {reason}; see `fail_reason` "
-                f"in {names.RESULTS_FILE}"
+    def _record_pause(self, trial: optuna.Trial) -> None:
+        checkpoint = _checkpoints.saved(self.storage.get_trial(trial._trial_id))
+        if checkpoint is not None:
+            trial.set_user_attr(names.PAUSED_ATTR, checkpoint)
+        else:
+            log.warning(
+                "BOHB: trial %d paused without a checkpoint of its last epoch "
+                "(client.SweepTrial.save_checkpoint); it is stopped instead",
+                trial.number,
             )
 
+    def _tidy(self, config: Any) -> None:
+        if self.checkpoints is not None:
+            _checkpoints.tidy(config, self.checkpoints)
 
-def exit_with(message: str) -> None:
-    log.error("%s", message)
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    def _check_failure_rate(self, view: StudyView) -> None:
+        settled = [c for c in view.configurations.values() if c.state != RUNNING]
+        failed = sum(c.state == FAILED for c in settled)
+        if len(settled) >= self.min_trials_for_failure_rate and failed / len(settled) > self.max_failure_rate:
+            last = max((c.last for c in settled if c.state == FAILED), key=lambda t: t.number)
+            reason = last.user_attrs.get(names.FAIL_REASON_ATTR, "no reason recorded")
+            self.stop_reason = self.stop_reason or (
+                f"stopping the sweep: {failed} of {len(settled)} configurations failed (more than "
+                f"max_failure_rate={self.max_failure_rate}), the last with {reason}; see `fail_reason` "
+                f"in {names.RESULTS_FILE}"
+            )

@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
 
+from hydra_plugins.hydra_bohb_sweeper import names
 from hydra_plugins.hydra_bohb_sweeper._running.signals import TrialPaused
 
 States = optuna.trial.TrialState
@@ -27,6 +28,8 @@ class Outcome:
     metrics: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
     paused: bool = False  # PRUNED by a pause at a rung (the job saved a checkpoint to resume from)
+    # FAIL not by the job's own doing (names.FAULT_*): its configuration is retried.
+    fault: str | None = None
 
     @property
     def value(self) -> float | None:
@@ -42,8 +45,17 @@ def outcome_of(ret: JobReturn, objectives: list[str] | None, n_objectives: int =
             return Outcome(States.PRUNED, paused=True)
         if isinstance(returned, optuna.TrialPruned):
             return Outcome(States.PRUNED)
+        if _interrupted(returned):
+            return Outcome(States.FAIL, reason="interrupted (Ctrl-C)", fault=names.FAULT_INTERRUPTED)
         return Outcome(States.FAIL, reason=one_line(returned))
     return outcome_of_value(returned, objectives, n_objectives)
+
+
+def _interrupted(error: Any) -> bool:
+    """Ctrl-C in the job: KeyboardInterrupt, or the SystemExit that Lightning turns it into."""
+    return isinstance(error, KeyboardInterrupt) or (
+        isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt)
+    )
 
 
 def outcome_of_value(returned: Any, objectives: list[str] | None, n_objectives: int = 1) -> Outcome:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import optuna
 
-from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
+from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, PAUSED_ATTR, RESUME_ATTR
 
 log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._running.loop")  # the sweep's own log lines
@@ -30,7 +30,7 @@ class Progress:
         self,
         study: optuna.Study,
         trial: optuna.trial.FrozenTrial,
-        configs: Mapping[int, _scheduling.Configuration],
+        configs: Mapping[int, _view.Configuration],
     ) -> None:
         if len(study.directions) > 1:
             best_text = f"front {len(study.best_trials)}"
@@ -38,14 +38,14 @@ class Progress:
         else:
             try:
                 best = study.best_trial
-                best_text = f"best {best.value:.4f} (#{_scheduling.config_number(best)})"
+                best_text = f"best {best.value:.4f} (#{_view.config_number(best)})"
             except ValueError:
                 best_text = "best -"
             value_text = f"{trial.value:.4f}" if trial.value is not None else _last_value(trial)
         state = "PAUSED" if trial.user_attrs.get(PAUSED_ATTR) else trial.state.name
-        number = _scheduling.config_number(trial)
+        number = _view.config_number(trial)
         name = f"#{number}" if number == trial.number else f"#{number} (trial {trial.number})"
-        reached = max(_scheduling.reported_values(trial), default=0)
+        reached = max(_view.reported_values(trial), default=0)
         self.jobs_report = self.jobs_report or reached > 0
         epochs = ""
         if self.jobs_report:
@@ -63,7 +63,7 @@ class Progress:
 
 def _last_value(trial: optuna.trial.FrozenTrial) -> str:
     """A paused or pruned trial's value at its last epoch (the first objective)."""
-    values = _scheduling.reported_values(trial)
+    values = _view.reported_values(trial)
     return f"{values[max(values)][0]:.4f}" if values else "-"
 
 

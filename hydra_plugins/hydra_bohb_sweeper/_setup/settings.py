@@ -40,7 +40,7 @@ class Settings:
     storage: str | None
     n_trials: int
     n_jobs: int
-    heartbeat_interval: int | None
+    heartbeat_interval: int  # seconds between heartbeats of the trials in flight
     budget: int  # epochs of a full trial
     budget_key: str | None
     max_failure_rate: float
@@ -95,10 +95,15 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
     max_failure_rate = get("max_failure_rate", 0.5)
     if not 0.0 <= max_failure_rate <= 1.0:
         raise SweepConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate} must be in [0, 1]")
-    heartbeat = get("heartbeat_interval")
-    if heartbeat is not None and (not isinstance(heartbeat, int) or heartbeat < 1):
+    heartbeat = get("heartbeat_interval", 30)
+    if heartbeat is None:
         raise SweepConfigError(
-            f"hydra.sweeper.heartbeat_interval={heartbeat} must be a whole number of seconds >= 1, or null"
+            "hydra.sweeper.heartbeat_interval=null: without heartbeats a killed sweeper's trials stay "
+            "RUNNING for ever and its configurations are never resumed; set it in seconds (default 30)"
+        )
+    if not isinstance(heartbeat, int) or heartbeat < 1:
+        raise SweepConfigError(
+            f"hydra.sweeper.heartbeat_interval={heartbeat} must be a whole number of seconds >= 1"
         )
     console = get("console", "trials")
     if console not in ("trials", "full"):

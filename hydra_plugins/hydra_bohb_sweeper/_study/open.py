@@ -18,13 +18,8 @@ from omegaconf import DictConfig, flag_override
 
 from hydra_plugins.hydra_bohb_sweeper._setup.preflight import first_line
 from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings, SweepConfigError, first_cause
-from hydra_plugins.hydra_bohb_sweeper._study.storage import (
-    count_trials,
-    has_password,
-    is_journal,
-    open_storage,
-    redact,
-)
+from hydra_plugins.hydra_bohb_sweeper._study.scheduling import Scheduler
+from hydra_plugins.hydra_bohb_sweeper._study.storage import count_trials, has_password, open_storage, redact
 from hydra_plugins.hydra_bohb_sweeper.names import ENV_STORAGE_SECRET, SCHEDULER_ATTR, STORAGE_FILE
 
 
@@ -32,14 +27,13 @@ def storage_url(settings: Settings, sweep_dir: Path) -> str:
     return settings.storage or f"sqlite:///{sweep_dir.resolve() / STORAGE_FILE}"
 
 
-def open_study(settings: Settings, url: str) -> tuple[optuna.Study, optuna.storages.BaseStorage | None]:
-    """The study, and its storage opened with heartbeats on (SQL storages with heartbeat_interval)."""
-    heartbeat = settings.heartbeat_interval if "://" in url and not is_journal(url) else None
+def open_study(settings: Settings, url: str) -> optuna.Study:
+    """The study, created or resumed. A resumed study keeps its scheduler: other settings would meet
+    configurations paused at other rungs, so they are refused."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         storage = open_storage(url)
-        heartbeat_storage = open_storage(url, heartbeat_interval=heartbeat) if heartbeat else None
         existing = count_trials(storage, settings.study_name)
     except Exception as exc:
         raise SweepConfigError(
@@ -70,13 +64,34 @@ def open_study(settings: Settings, url: str) -> tuple[optuna.Study, optuna.stora
             f"hydra.sweeper.direction={', '.join(settings.directions)} cannot change that: "
             "use another study_name"
         )
-    # Jobs rebuild the same scheduler from the study, so they decide as this sweeper would.
-    study.set_user_attr(SCHEDULER_ATTR, settings.scheduler.record())
+    keep_scheduler(study, settings.scheduler, str(redact(url)))
     with warnings.catch_warnings():  # "experimental" since Optuna 3.2
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # What optuna-dashboard and Optuna's plots call the objective.
         study.set_metric_names(settings.objectives or metric_names(len(settings.directions)))
-    return study, heartbeat_storage
+    return study
+
+
+def keep_scheduler(study: optuna.Study, scheduler: Scheduler, shown_url: str) -> None:
+    """Record `scheduler` on the study, so that its jobs rebuild it and decide as the sweeper would.
+    A study that has one keeps it: other settings (another budget, eta, brackets, mode) would meet
+    configurations paused at other rungs, and sweepers that share the study would disagree."""
+    recorded = study.user_attrs.get(SCHEDULER_ATTR)
+    wanted = scheduler.record()
+    if recorded is not None and recorded != wanted:
+        raise SweepConfigError(
+            f"study {study.study_name!r} in {shown_url} is scheduled by {_settings_text(recorded)}; this "
+            f"sweep asks for {_settings_text(wanted, recorded)}: run it with the study's settings, or use "
+            "another study_name"
+        )
+    study.set_user_attr(SCHEDULER_ATTR, wanted)
+
+
+def _settings_text(record: dict[str, Any], other: dict[str, Any] | None = None) -> str:
+    """A scheduler's record in words: its name and settings (only those that differ from `other`)."""
+    shown = {k: v for k, v in record.items() if k != "name" and (other is None or other.get(k) != v)}
+    settings = ", ".join(f"{k}={v}" for k, v in shown.items())
+    return f"{record.get('name')}({settings})"
 
 
 def metric_names(n_objectives: int) -> list[str]:

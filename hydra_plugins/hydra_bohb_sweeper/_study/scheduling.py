@@ -1,17 +1,16 @@
-"""Which trial goes on, pauses or stops at the end of an epoch, and which paused configuration a free
-worker resumes: Hyperband's brackets and rungs over epochs, decided from the study alone.
+"""Every scheduling decision, as pure functions of one view of the study (_study/view.py): what a job
+does at the end of an epoch, and what a free worker does next.
 
-A *configuration* is one point of the search space that a sweep trains, possibly in several
-*segments*: its first trial trains from scratch up to a rung and pauses there with a checkpoint; when
-it ranks in the top 1/eta of every configuration of its bracket that reached the rung, a later trial
-(a segment of the same configuration) continues from that checkpoint. Each segment is an Optuna trial,
-so the sampler sees every rung's values as it sees pruned trials: a paused segment ends PRUNED with
-its epochs reported, and a continuation reports the epochs it trains. Nothing trains an epoch twice.
+    on_report(view, trial, epoch, can_pause) -> CONTINUE | PAUSE | STOP
+    next_step(view, own)                     -> RETRY c | PROMOTE c | NEW | CLOSE c | WAIT | DONE
 
-Every decision is derived from the study's trials, never from one process's memory, so the sweeper's
-workers, other sweepers on the same storage and the jobs themselves all decide alike, and a killed
-sweep resumes where it stopped. The schedulers are recorded on the study under a public name (see
-`REGISTRY`), never an import path, so modules can move without breaking the resume of a study.
+The sweeper's loop only carries steps out (claims, launches, tells); the quota is `view.n_trials`;
+jobs and the Lightning callback only ask `on_report` through the client. The shape is Syne Tune's
+`TrialScheduler` (`on_trial_result`, `suggest`) with Hyperband's rungs as its strategy. Because
+every process that reads the same study decides alike, the sweeper's workers, other sweepers on the
+same storage and the jobs themselves agree, and a killed sweep resumes where it stopped. Schedulers
+are recorded on the study under a public name (see `REGISTRY`), never an import path, so modules can
+move without breaking the resume of a study.
 
 Schedulers:
   Hyperband(mode="promotion")  pause at each rung, continue when promoted (BOHB / ASHA promotion)
@@ -23,96 +22,46 @@ Schedulers:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
 from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._study.view import (
+    COMPLETE,
+    INTERRUPTED,
+    RUNNING,
+    Configuration,
+    StudyView,
+    Value,
+)
 
-States = optuna.trial.TrialState
+# What a job does after reporting an epoch.
 CONTINUE, PAUSE, STOP = "continue", "pause", "stop"
-# What a configuration is doing now, as results and the console call it.
-RUNNING, PAUSED, COMPLETE, STOPPED, FAILED = "running", "paused", "complete", "stopped", "failed"
-Value = tuple[float, ...]  # one number per objective
+# What a free worker does next.
+RETRY = "retry"  # continue an interrupted configuration from where its interrupted trial started
+PROMOTE = "promote"  # continue a paused configuration promoted at its rung
+NEW = "new"  # start a new configuration (the quota is not spent)
+CLOSE = "close"  # train a bracket's best paused configuration to the budget (nobody finished it)
+WAIT = "wait"  # nothing to do until a trial in flight ends
+DONE = "done"  # nothing left to do
 
 
-@dataclass
-class Configuration:
-    """One configuration and the segments (trials) that trained it, in order."""
-
-    number: int  # its first trial's number: the configuration's name in results, the console and W&B
-    bracket: int
-    trials: list[optuna.trial.FrozenTrial]
-    values: dict[int, Value] = field(default_factory=dict)  # epoch -> the objective(s) reported then
-    state: str = RUNNING
-    checkpoint: dict[str, Any] | None = None  # a paused configuration's {"epoch": e, "path": p}
-
-    @property
-    def epochs(self) -> int:
-        return max(self.values, default=0)
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    config: Configuration | None = None  # RETRY, PROMOTE, CLOSE: the configuration to continue
+    bracket: int | None = None  # NEW, CLOSE: its bracket
 
     @property
-    def last(self) -> optuna.trial.FrozenTrial:
-        return self.trials[-1]
-
-    @property
-    def paused_at(self) -> int | None:
-        return int(self.checkpoint["epoch"]) if self.state == PAUSED and self.checkpoint else None
-
-
-def configurations(trials: Iterable[optuna.trial.FrozenTrial]) -> dict[int, Configuration]:
-    """The study's configurations by number. Surplus trials (never run) and trials replaced by their
-    retry are left out; a trial that names no configuration is its own (studies made before segments,
-    and trials the sampler has just created)."""
-    trials = list(trials)
-    replaced = retried(trials)
-    configs: dict[int, Configuration] = {}
-    for trial in sorted(trials, key=lambda t: t.number):
-        if trial.user_attrs.get(names.SURPLUS_ATTR) or trial.number in replaced:
-            continue
-        number = int(trial.user_attrs.get(names.CONFIG_ATTR, trial.number))
-        config = configs.get(number)
-        if config is None:
-            bracket = int(trial.user_attrs.get(names.BRACKET_ATTR, 0))
-            config = configs[number] = Configuration(number, bracket, [])
-        config.trials.append(trial)
-        config.values.update(reported_values(trial))
-    for config in configs.values():
-        config.state, config.checkpoint = _state_of(config.last)
-    return configs
-
-
-def _state_of(trial: optuna.trial.FrozenTrial) -> tuple[str, dict[str, Any] | None]:
-    if trial.state in (States.RUNNING, States.WAITING):
-        return RUNNING, None
-    if trial.state == States.COMPLETE:
-        return COMPLETE, None
-    if trial.state == States.PRUNED:
-        paused = trial.user_attrs.get(names.PAUSED_ATTR)
-        return (PAUSED, dict(paused)) if paused else (STOPPED, None)
-    return FAILED, None
-
-
-def reported_values(trial: optuna.trial.FrozenTrial) -> dict[int, Value]:
-    """epoch -> objective(s) the trial reported (multi-objective vectors live in a user attribute:
-    Optuna refuses `trial.report` in multi-objective studies)."""
-    vectors = trial.user_attrs.get(names.VALUES_BY_EPOCH_ATTR)
-    if vectors:
-        return {int(step): tuple(float(v) for v in values) for step, values in vectors.items()}
-    return {int(step): (float(value),) for step, value in trial.intermediate_values.items()}
-
-
-def retried(trials: Sequence[optuna.trial.FrozenTrial]) -> set[int]:
-    """Numbers of the trials that were retried (their retry stands in for them)."""
-    import warnings
-
-    with warnings.catch_warnings():  # `retry_history` is "experimental" since Optuna 3.0
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        history = optuna.storages.RetryFailedTrialCallback.retry_history
-        return {n for t in trials for n in history(t)}
+    def to_budget(self) -> bool:
+        """The segment trains to the budget, pausing nowhere: a bracket's closing (or its retry)."""
+        if self.kind == CLOSE:
+            return True
+        resume = self.config.last.user_attrs.get(names.RESUME_ATTR) if self.config else None
+        return self.kind == RETRY and bool(resume and resume.get("to_budget"))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -123,21 +72,27 @@ def best_first(
 ) -> list[int]:  # fmt: skip
     """Configuration numbers ordered best first by their values at one rung. One objective: by value
     (ties: the earlier configuration first). Several: by non-dominated front, then by NSGA-II's
-    crowding distance within a front (the ends of a front first), the selection of MO-ASHA."""
+    crowding distance within a front (the ends of a front first), the selection of MO-ASHA. A value
+    that is not finite (NaN, an infinity: a diverged configuration) ranks after every finite one, in
+    either direction."""
     sign = [1.0 if d == "minimize" else -1.0 for d in directions]
-    points = [[s * _finite(v) for s, v in zip(sign, value, strict=True)] for _, value in entries]
+    finite = [i for i, (_, value) in enumerate(entries) if all(map(math.isfinite, value))]
+    diverged = [i for i in range(len(entries)) if i not in set(finite)]
+    points = {i: [s * v for s, v in zip(sign, entries[i][1], strict=True)] for i in finite}
     if len(directions) == 1:
-        order = sorted(range(len(entries)), key=lambda i: (points[i][0], entries[i][0]))
-        return [entries[i][0] for i in order]
-    ranked: list[int] = []
-    for front in nondominated_fronts(points):
-        distance = crowding(points, front)
-        ranked += sorted(front, key=lambda i: (-distance[i], entries[i][0]))
+        ranked = sorted(finite, key=lambda i: (points[i][0], entries[i][0]))
+    else:
+        ranked = []
+        local = [points[i] for i in finite]
+        for front in nondominated_fronts(local):
+            distance = crowding(local, front)
+            ranked += [finite[j] for j in sorted(front, key=lambda j: (-distance[j], entries[finite[j]][0]))]
+    ranked += sorted(diverged, key=lambda i: entries[i][0])
     return [entries[i][0] for i in ranked]
 
 
-def _finite(value: float) -> float:
-    return value if math.isfinite(value) else math.inf  # NaN (a diverged trial) ranks last
+def is_finite(value: Value) -> bool:
+    return all(math.isfinite(v) for v in value)
 
 
 def nondominated_fronts(points: Sequence[Sequence[float]]) -> list[list[int]]:
@@ -173,16 +128,9 @@ def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 # ----------------------------------------------------------------------------------------------------
 # Schedulers
 # ----------------------------------------------------------------------------------------------------
-def directions_of(study: optuna.Study) -> list[str]:
-    return [d.name.lower() for d in study.directions]
-
-
-def config_number(trial: optuna.trial.FrozenTrial) -> int:
-    return int(trial.user_attrs.get(names.CONFIG_ATTR, trial.number))
-
-
 class Scheduler:
-    """What every scheduler answers, from the study alone. `name` is its public name (REGISTRY)."""
+    """What every scheduler answers, from a view of the study alone. `name` is its public name
+    (REGISTRY)."""
 
     name = ""
     pauses = False  # whether trials pause at rungs (and need checkpoints)
@@ -199,25 +147,47 @@ class Scheduler:
         """The bracket of the `index`-th configuration of the study (0 = the first)."""
         return 0
 
-    def decide(
-        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int, can_pause: bool
-    ) -> str:
-        """CONTINUE, PAUSE or STOP for `trial`, which has just reported `epoch`. `can_pause`: the job
-        saves a checkpoint when told to pause (otherwise it is only ever told to go on or stop)."""
+    def on_report(self, view: StudyView, trial: optuna.trial.FrozenTrial, epoch: int, can_pause: bool) -> str:
+        """CONTINUE, PAUSE or STOP for `trial`, which has just reported `epoch` (`view` was read after
+        the report). `can_pause`: the job saves a checkpoint when told to pause (otherwise it is only
+        ever told to go on or stop)."""
         return CONTINUE
 
-    def next_promotion(
-        self, study: optuna.Study, resumable: Callable[[Configuration], bool] = lambda c: True
-    ) -> Configuration | None:
+    def promotion(self, view: StudyView) -> Configuration | None:
         """The paused configuration a free worker resumes now, if any."""
         return None
 
-    def closing_promotion(
-        self, study: optuna.Study, resumable: Callable[[Configuration], bool] = lambda c: True
-    ) -> Configuration | None:
-        """Once no configuration will start any more and no trial runs: a paused configuration to train
-        to the budget, so that the sweep ends with a complete one (None: nothing left to do)."""
+    def closing(self, view: StudyView) -> Configuration | None:
+        """A paused configuration to train to the budget because its bracket will otherwise end with
+        nothing complete (None: no bracket needs it)."""
         return None
+
+    def next_step(self, view: StudyView, own: Collection[int] = ()) -> Step:
+        """What a free worker of a sweeper does next; `own`: the numbers of that sweeper's trials in
+        flight, `view.n_trials` its quota.
+
+        A retry comes first (it stands in for a configuration already counted), then a promotion (a
+        worker that falls free resumes a promoted configuration before it samples a new one), then a
+        new configuration while the quota lasts (or a queued one: `study.enqueue_trial`, counted in
+        the quota), then the closing of a bracket that nobody finished.
+        With nothing to do, a worker waits while trials are in flight that may still make a paused
+        configuration promotable, or die and need a retry; otherwise it is done.
+        """
+        for config in view.configurations.values():
+            if config.state == INTERRUPTED and view.resumable(config):
+                return Step(RETRY, config, config.bracket)
+        if (promoted := self.promotion(view)) is not None:
+            return Step(PROMOTE, promoted, promoted.bracket)
+        started = len(view.configurations)
+        queued = any(t.state == optuna.trial.TrialState.WAITING for t in view.trials)  # enqueue_trial
+        if queued or (view.n_trials is not None and started < view.n_trials):
+            return Step(NEW, bracket=self.bracket_of(started))
+        if (closed := self.closing(view)) is not None:
+            return Step(CLOSE, closed, closed.bracket)
+        running = [t.number for t in view.running]
+        if any(number not in own for number in running) or (self.pauses and running):
+            return Step(WAIT)
+        return Step(DONE)
 
 
 class NoPruning(Scheduler):
@@ -241,6 +211,8 @@ class Hyperband(Scheduler):
     A job that cannot pause is stopped instead, by the stopping rule.
     mode="stopping": the same rule stops the trial for good; while fewer than eta configurations
     reached a rung, a trial goes on only if none of them is better.
+    A configuration whose value at a rung is not finite (it diverged) is stopped there, and never
+    takes a place in the top 1/eta.
     """
 
     name = "hyperband"
@@ -305,28 +277,38 @@ class Hyperband(Scheduler):
             position -= size
         raise AssertionError("unreachable")
 
-    def ranking(
-        self, configs: Mapping[int, Configuration], bracket: int, rung: int, directions: Sequence[str]
-    ) -> list[int]:
+    def ranking(self, view: StudyView, bracket: int, rung: int) -> list[int]:
         """The configurations of `bracket` that reached `rung`, best first."""
         entries = [
-            (c.number, c.values[rung]) for c in configs.values() if c.bracket == bracket and rung in c.values
+            (c.number, c.values[rung])
+            for c in view.configurations.values()
+            if c.bracket == bracket and rung in c.values
         ]
-        return best_first(entries, directions)
+        return best_first(entries, view.directions)
 
-    def decide(
-        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int, can_pause: bool
-    ) -> str:
+    def top(self, view: StudyView, bracket: int, rung: int) -> list[int]:
+        """The configurations that hold the places of the top 1/eta of `bracket` at `rung` (there are
+        as many places as 1/eta of those that reached it). A diverged configuration takes no place, nor
+        does one whose checkpoint a finished sweep discarded: the next one takes it."""
+        ranking = self.ranking(view, bracket, rung)
+        configs = view.configurations
+        eligible = [n for n in ranking if is_finite(configs[n].values[rung]) and not configs[n].discarded]
+        return eligible[: len(ranking) // self.eta]
+
+    def on_report(self, view: StudyView, trial: optuna.trial.FrozenTrial, epoch: int, can_pause: bool) -> str:
+        config = view.config_of(trial.number)
+        if config is None:
+            return STOP  # a trial that does not count (a claim it lost): it must not train
+        diverged = not is_finite(config.values.get(epoch, (math.nan,)))
         if (trial.user_attrs.get(names.RESUME_ATTR) or {}).get("to_budget"):
-            return CONTINUE  # promoted to finish its bracket (closing_promotion)
-        configs = configurations(study.get_trials(deepcopy=False))
-        config = configs[config_number(trial)]
+            # Trains to the budget to close its bracket, unless it diverged on the way.
+            return STOP if diverged and epoch < self.budget else CONTINUE
         if epoch >= self.budget or epoch not in self.rungs(config.bracket):
             return CONTINUE
-        directions = directions_of(study)
-        ranking = self.ranking(configs, config.bracket, epoch, directions)
-        if config.number in ranking[: len(ranking) // self.eta]:
-            if self.pauses and can_pause and self._promotion_above(configs, epoch, directions):
+        if diverged:
+            return STOP  # not worth a checkpoint, and never promoted
+        if config.number in self.top(view, config.bracket, epoch):
+            if self.pauses and can_pause and self._promotion_above(view, epoch):
                 # ASHA promotes from the highest rung first: this worker resumes that configuration,
                 # and this one, promotable here, waits paused for the next free worker.
                 return PAUSE
@@ -334,63 +316,54 @@ class Hyperband(Scheduler):
         if self.pauses and can_pause:
             return PAUSE
         # Stopping's grace: while fewer than eta configurations reached the rung, the best goes on.
+        ranking = self.ranking(view, config.bracket, epoch)
         return CONTINUE if len(ranking) < self.eta and ranking[:1] == [config.number] else STOP
 
-    def _promotion_above(
-        self, configs: Mapping[int, Configuration], epoch: int, directions: Sequence[str]
-    ) -> bool:
-        """Whether a paused configuration is promotable at a rung above `epoch` (its checkpoint here)."""
-        config = self._next_promotion(
-            configs, directions, lambda c: c.checkpoint is not None and Path(c.checkpoint["path"]).exists()
-        )
+    def _promotion_above(self, view: StudyView, epoch: int) -> bool:
+        """Whether a paused configuration is promotable at a rung above `epoch`."""
+        config = self.promotion(view)
         return config is not None and (config.paused_at or 0) > epoch
 
-    def next_promotion(
-        self, study: optuna.Study, resumable: Callable[[Configuration], bool] = lambda c: True
-    ) -> Configuration | None:
+    def promotion(self, view: StudyView) -> Configuration | None:
         """ASHA's choice: the highest rung first, and at a rung the best paused configuration that
-        ranks in its top 1/eta."""
+        holds a place in its top 1/eta, among those this reader can resume."""
         if not self.pauses:
             return None
-        configs = configurations(study.get_trials(deepcopy=False))
-        return self._next_promotion(configs, directions_of(study), resumable)
-
-    def _next_promotion(
-        self, configs: Mapping[int, Configuration], directions: Sequence[str],
-        resumable: Callable[[Configuration], bool],
-    ) -> Configuration | None:  # fmt: skip
-        paused = [c for c in configs.values() if c.paused_at is not None]
+        paused = [c for c in view.configurations.values() if c.paused_at is not None]
         for rung in sorted({c.paused_at for c in paused if c.paused_at is not None}, reverse=True):
             for bracket in sorted({c.bracket for c in paused if c.paused_at == rung}):
-                ranking = self.ranking(configs, bracket, rung, directions)
-                for number in ranking[: len(ranking) // self.eta]:
-                    config = configs[number]
-                    if config.paused_at == rung and resumable(config):
+                for number in self.top(view, bracket, rung):
+                    config = view.configurations[number]
+                    if config.paused_at == rung and view.resumable(config):
                         return config
         return None
 
-    def closing_promotion(
-        self, study: optuna.Study, resumable: Callable[[Configuration], bool] = lambda c: True
-    ) -> Configuration | None:
+    def closing(self, view: StudyView) -> Configuration | None:
         """A bracket that no configuration finished ends as synchronous successive halving ends, which
         promotes at least one configuration from every rung: its best paused configuration at its
         highest rung trains to the budget. Few configurations (a short sweep) would otherwise all stay
-        paused below the budget, with nothing complete to pick or to evaluate."""
+        paused below the budget, with nothing complete to pick or to evaluate. A bracket closes once
+        the quota is spent and none of its configurations is in flight or due a retry (so its rankings
+        are final); brackets close in parallel."""
         if not self.pauses:
             return None
-        configs = configurations(study.get_trials(deepcopy=False))
-        directions = directions_of(study)
-        for bracket in sorted({c.bracket for c in configs.values()}):
-            members = [c for c in configs.values() if c.bracket == bracket]
-            if any(c.state in (COMPLETE, RUNNING) or c.epochs >= self.budget for c in members):
+        configs = view.configurations.values()
+        for bracket in sorted({c.bracket for c in configs}):
+            members = [c for c in configs if c.bracket == bracket]
+            if any(c.state in (COMPLETE, RUNNING, INTERRUPTED) or c.epochs >= self.budget for c in members):
                 continue
-            paused = [c for c in members if c.paused_at is not None and resumable(c)]
+            paused = [c for c in members if c.paused_at is not None and view.resumable(c)]
             if not paused:
                 continue
-            top = max(c.paused_at for c in paused if c.paused_at is not None)
-            for number in self.ranking(configs, bracket, top, directions):
-                if configs[number].paused_at == top and resumable(configs[number]):
-                    return configs[number]
+            highest = max(c.paused_at for c in paused if c.paused_at is not None)
+            for number in self.ranking(view, bracket, highest):
+                config = view.configurations[number]
+                if (
+                    config.paused_at == highest
+                    and view.resumable(config)
+                    and is_finite(config.values[highest])
+                ):
+                    return config
         return None
 
 
@@ -412,10 +385,10 @@ class OptunaPruner(Scheduler):
     def describe(self, n_objectives: int = 1) -> str:
         return f"{self.config.get('_target_')} stops trials"
 
-    def decide(
-        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int, can_pause: bool
-    ) -> str:
-        return STOP if self.pruner.prune(study, trial) else CONTINUE
+    def on_report(self, view: StudyView, trial: optuna.trial.FrozenTrial, epoch: int, can_pause: bool) -> str:
+        if view.study is None:
+            raise ValueError("an Optuna pruner decides from the study: StudyView.study must be set")
+        return STOP if self.pruner.prune(view.study, trial) else CONTINUE
 
 
 # The public names a study records (study user attribute names.SCHEDULER_ATTR), and the `_target_`s

@@ -11,7 +11,6 @@ import os
 import random
 import re
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from hydra_plugins.hydra_bohb_sweeper.names import ENV_STORAGE_SECRET
 
 SQLITE_TIMEOUT_S = 60  # parallel jobs share one SQLite file; wait for its lock instead of failing
 OPEN_ATTEMPTS = 4
-HEARTBEAT_GRACE_FACTOR = 4  # a trial is stale after this many missed heartbeats
 # A URL inside a line of text (an override, a message), without the punctuation that may follow it.
 _URL = re.compile(r"[a-zA-Z][\w+.-]*://[^\s'\"]*[^\s'\".,:;)\]]")
 
@@ -64,12 +62,10 @@ def is_journal(url: str) -> bool:
     return url.startswith("journal://") or ("://" not in url and Path(url).suffix in (".journal", ".log"))
 
 
-def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.storages.BaseStorage:
+def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna storage from a URL: SQLAlchemy URLs (sqlite, postgresql, ...) or a journal file.
 
     A journal file is given as `journal:///abs/path` or as a path ending in `.journal` / `.log`.
-    `heartbeat_interval` (seconds) turns on Optuna's stale-trial detection (SQL storages only): a trial
-    that misses HEARTBEAT_GRACE_FACTOR beats is failed and its configuration enqueued once more.
     """
     url = resolve_url(url)
     if is_journal(url):
@@ -81,22 +77,9 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    heartbeat: dict[str, Any] = {}
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if heartbeat_interval is not None:
-            heartbeat = {
-                "heartbeat_interval": heartbeat_interval,
-                "grace_period": HEARTBEAT_GRACE_FACTOR * heartbeat_interval,
-                "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=1
-                ),
-            }
     for attempt in range(OPEN_ATTEMPTS):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         except ImportError:
             raise
         except Exception:
