@@ -9,15 +9,21 @@ into one trial. PostgreSQL is Debian's server, started on loopback by the `postg
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import optuna
 import pytest
 import yaml
-from sweeps import CHEAP_APP, REPO_ROOT, Sweep, app_env, sweep_cli
+from sweeps import CHEAP_APP, REPO_ROOT, Sweep, app_env, cheap_task, sweep_cli
 
 from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 
@@ -162,3 +168,122 @@ def test_submitit_local_launcher_runs_and_prunes(tmp_path: Path) -> None:
     assert any("resume" in t.user_attrs for t in trials)  # paused, then resumed in another submitit job
     # Each job ran as a submitit job: its logs are in submitit's folder of the sweep.
     assert list((tmp_path / ".submitit").rglob("*_log.out"))
+
+
+# --------------------------------------------------------------------------- killed at random
+def worker_processes(pid: int) -> list[int]:
+    """The joblib (loky) worker processes of the sweeper `pid`, not its resource trackers."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # ended meanwhile
+            continue
+        if parent == pid and b"LokyProcess" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def training_in(pids: set[int], log: Path) -> bool:
+    """Whether one of `pids` logged an epoch (cheap app's epochs_log) within the last second."""
+    lines = log.read_text().splitlines()[-30:] if log.exists() else []
+    return any(
+        int(f[3]) in pids and time.time() - float(f[5]) < 1.0 for f in (line.split() for line in lines)
+    )
+
+
+@pytest.mark.slow
+def test_sweepers_killed_and_interrupted_at_random_on_one_postgres_study_lose_nothing(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Three sweepers on one PostgreSQL study (one runs its trials in two joblib worker processes);
+    seeded rounds of SIGKILL and SIGINT (Ctrl-C) of whole sweepers and SIGKILL of single worker
+    processes at random moments, each sweeper restarted, as a user would. Invariants, from the study
+    and from the app's own log of every epoch it trained:
+      I1 exactly n_trials configurations; I3 none lost (each complete or stopped at a rung);
+      I5 nothing RUNNING or WAITING at the end;
+      I2 no two processes train one configuration at once;
+      I4 an epoch trained twice only by a trial that a fault ended;
+      and every configuration's state after each epoch (`acc`, carried by its checkpoints) equals an
+      uninterrupted run's."""
+    n_trials, rng = 20, random.Random(26)
+    log = tmp_path / "epochs.log"
+    common = [
+        f"hydra.sweep.dir={tmp_path / 'shared'}", f"hydra.sweeper.storage={postgres_url}",
+        f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.heartbeat_interval=1", "sleep_s=0.15",
+        f"epochs_log={log}",
+    ]  # fmt: skip
+    kinds = [[], [], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"]]
+
+    def start(kind: list[str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(APP), "-m", *common, *kind], cwd=ROOT, env=app_env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+
+    sweepers = [start(kind) for kind in kinds]
+    faults = ["sigkill", "sigint", "worker"] * 2
+    rng.shuffle(faults)
+    struck = []
+    for fault in faults:
+        time.sleep(rng.uniform(1.0, 3.0))
+        slot = 2 if fault == "worker" else rng.randrange(3)
+        proc = sweepers[slot]
+        # Strike while the sweeper trains (not while it starts up or waits): one of its processes
+        # logged an epoch within the last second.
+        deadline, workers = time.monotonic() + 10, []
+        while proc.poll() is None and time.monotonic() < deadline:
+            workers = worker_processes(proc.pid)
+            if training_in({proc.pid, *workers}, log):
+                break
+            time.sleep(0.05)
+        if proc.poll() is not None or (fault == "worker" and not workers):
+            if proc.poll() is not None:  # it had finished: a user starts it again
+                sweepers[slot] = start(kinds[slot])
+            continue
+        struck.append(fault)
+        if fault == "worker":
+            os.kill(rng.choice(workers), signal.SIGKILL)
+            continue
+        os.killpg(proc.pid, signal.SIGKILL if fault == "sigkill" else signal.SIGINT)
+        proc.wait(timeout=120)
+        sweepers[slot] = start(kinds[slot])
+    for proc in sweepers:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode in (0, 2), err[-2000:]  # 2: Ctrl-C'd, or refused as finished meanwhile
+    last = start([])  # once every sweeper has ended: this one finds the study finished
+    _, err = last.communicate(timeout=300)
+    assert last.returncode == 0, err[-2000:]
+    assert {"sigkill", "sigint"} <= set(struck), struck
+
+    study = optuna.load_study(study_name="cheap", storage=postgres_url)
+    trials = study.get_trials()
+    view = _view.StudyView.read(study._storage, study._study_id, n_trials)
+    ended_by = Counter(t.user_attrs.get("fault") for t in trials)
+    print("faults struck:", struck, "trials they ended:", ended_by)
+    # The faults hit trials in flight: killed sweepers' went stale, Ctrl-C'd ones were interrupted.
+    assert {"stale", "interrupted"} <= set(ended_by)
+    assert len(view.configurations) == n_trials  # I1
+    assert {c.state for c in view.configurations.values()} <= {"complete", "stopped"}  # I3
+    assert not [t.number for t in trials if t.state in (States.RUNNING, States.WAITING)]  # I5
+    by_trial = {t.number: t for t in trials}
+    entries = [line.split() for line in log.read_text().splitlines()]
+    spans: dict[int, list[tuple[float, float, int]]] = {}
+    trained: dict[tuple[int, int], list[int]] = {}
+    for config, epoch, number, pid, started, ended, acc in entries:
+        spans.setdefault(int(config), []).append((float(started), float(ended), int(pid)))
+        trained.setdefault((int(config), int(epoch)), []).append(int(number))
+        params = by_trial[int(number)].params
+        uninterrupted = sum(
+            cheap_task.learning_curve(params["x"], params["y"], params.get("z", 0.0), e)
+            for e in range(1, int(epoch) + 1)
+        )
+        assert float(acc) == pytest.approx(uninterrupted), (config, epoch, number)
+    for config, intervals in spans.items():  # I2
+        intervals.sort()
+        for (_, end, pid), (start_next, _, pid_next) in itertools.pairwise(intervals):
+            assert start_next >= end or pid == pid_next, f"configuration {config} trained twice at once"
+    for (config, epoch), numbers in trained.items():  # I4
+        again = [n for n in numbers if not by_trial[n].user_attrs.get("fault")]
+        assert len(again) <= 1, f"epoch {epoch} of configuration {config} trained by {numbers}"

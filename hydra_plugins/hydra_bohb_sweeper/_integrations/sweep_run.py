@@ -3,7 +3,6 @@ importances and the best config. Run files go to the sweep directory beside the 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any, cast
@@ -13,10 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.hydra_bohb_sweeper._outputs.pareto import objective_names
 from hydra_plugins.hydra_bohb_sweeper._outputs.results import epochs_trained
+from hydra_plugins.hydra_bohb_sweeper._running.progress import best_so_far
 from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace
 from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings
 from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
+from hydra_plugins.hydra_bohb_sweeper._study.view import StudyView
 from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, METRICS_ATTR, PAUSED_ATTR
 from hydra_plugins.hydra_bohb_sweeper.wandb_mode import wandb_mode, wandb_offline_because, wandb_run_mode
 
@@ -76,7 +77,10 @@ class SweepRun:
             run = start(wandb_offline_because(exc))
         return cls(run)
 
-    def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, elapsed_s: float) -> None:
+    def trial_finished(
+        self, trial: optuna.trial.FrozenTrial, view: StudyView, objectives: list[str], elapsed_s: float
+    ) -> None:
+        """`view`: the study read after `trial` was told; `objectives`: their names."""
         if self.run is None:
             return
         row: dict[str, Any] = {
@@ -86,13 +90,13 @@ class SweepRun:
             "epochs": epochs_trained(trial),
             "elapsed_s": elapsed_s,
         }
-        if len(study.directions) > 1:  # one value per objective, and the size of the front so far
-            row.update(dict(zip(objective_names(study), trial.values or [], strict=False)))
-            row["front_size"] = len(study.best_trials)
+        best, front = best_so_far(view)
+        if len(view.directions) > 1:  # one value per objective, and the size of the front so far
+            row.update(dict(zip(objectives, trial.values or [], strict=False)))
+            row["front_size"] = front
         else:
             row["value"] = trial.value
-            with contextlib.suppress(ValueError):  # no complete trial yet
-                row["best_value"] = study.best_value
+            row["best_value"] = best.value if best else None
         self.run.log({k: v for k, v in row.items() if v is not None})
 
     def finish(

@@ -182,7 +182,9 @@ class SweepLoop:
                 ), None
             return Outcome(States.FAIL, reason=one_line(exc)), None
         except Exception as exc:
-            return Outcome(States.FAIL, reason=one_line(exc), fault=names.FAULT_WORKER), None
+            # Ctrl-C reaches the launcher's worker processes too, which then fail like dead ones.
+            fault = names.FAULT_INTERRUPTED if self.stop_reason == INTERRUPTED else names.FAULT_WORKER
+            return Outcome(States.FAIL, reason=one_line(exc), fault=fault), None
         if outcome.fault == names.FAULT_INTERRUPTED:
             self.stop_reason = INTERRUPTED
         elif self.stop_reason == INTERRUPTED and outcome.state == States.FAIL and not outcome.fault:

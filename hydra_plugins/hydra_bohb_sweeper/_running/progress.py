@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 
 import optuna
 
 from hydra_plugins.hydra_bohb_sweeper._study import view as _view
+from hydra_plugins.hydra_bohb_sweeper._study.scheduling import nondominated_fronts
 from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, PAUSED_ATTR, RESUME_ATTR
 
 log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._running.loop")  # the sweep's own log lines
@@ -26,21 +26,15 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def trial_finished(
-        self,
-        study: optuna.Study,
-        trial: optuna.trial.FrozenTrial,
-        configs: Mapping[int, _view.Configuration],
-    ) -> None:
-        if len(study.directions) > 1:
-            best_text = f"front {len(study.best_trials)}"
+    def trial_finished(self, trial: optuna.trial.FrozenTrial, view: _view.StudyView) -> None:
+        """`view`: the study read after `trial` was told."""
+        configs = view.configurations
+        best, front = best_so_far(view)
+        if len(view.directions) > 1:
+            best_text = f"front {front}"
             value_text = ", ".join(f"{v:.4g}" for v in trial.values) if trial.values else "-"
         else:
-            try:
-                best = study.best_trial
-                best_text = f"best {best.value:.4f} (#{_view.config_number(best)})"
-            except ValueError:
-                best_text = "best -"
+            best_text = f"best {best.value:.4f} (#{_view.config_number(best)})" if best else "best -"
             value_text = f"{trial.value:.4f}" if trial.value is not None else _last_value(trial)
         state = "PAUSED" if trial.user_attrs.get(PAUSED_ATTR) else trial.state.name
         number = _view.config_number(trial)
@@ -59,6 +53,20 @@ class Progress:
         )
         reason = trial.user_attrs.get(FAIL_REASON_ATTR)
         log.info("%s%s", line, f"  ({reason})" if reason and trial.state.name == "FAIL" else "")
+
+
+def best_so_far(view: _view.StudyView) -> tuple[optuna.trial.FrozenTrial | None, int]:
+    """The best complete trial (one objective; the first of equals), and the size of the Pareto front
+    of the complete trials (several), from the view as Optuna's `best_trial(s)` would give them."""
+    complete = [t for t in view.trials if t.state == optuna.trial.TrialState.COMPLETE and t.values]
+    if not complete:
+        return None, 0
+    if len(view.directions) == 1:
+        sign = 1.0 if view.directions[0] == "minimize" else -1.0
+        return min(complete, key=lambda t: (sign * t.values[0], t.number)), 1
+    signs = [1.0 if d == "minimize" else -1.0 for d in view.directions]
+    points = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in complete]
+    return None, len(nondominated_fronts(points)[0])
 
 
 def _last_value(trial: optuna.trial.FrozenTrial) -> str:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from hydra_plugins.hydra_bohb_sweeper import names
 from hydra_plugins.hydra_bohb_sweeper._integrations.sweep_run import SweepRun, sweep_record
 from hydra_plugins.hydra_bohb_sweeper._outputs import ending as _ending
+from hydra_plugins.hydra_bohb_sweeper._outputs.pareto import objective_names
 from hydra_plugins.hydra_bohb_sweeper._running import console as _console
 from hydra_plugins.hydra_bohb_sweeper._running.heartbeats import Heartbeats
 from hydra_plugins.hydra_bohb_sweeper._running.jobs import identity_overrides
@@ -100,6 +101,7 @@ class BOHBSweep:
         )
         record = sweep_record(settings, space, self._shown_storage)
         self.sweep_run = SweepRun.start(wandb_settings, self.sweep_dir, settings.study_name, record)
+        self.objective_names = objective_names(study)
         end = _ending.SweepEnd(
             study=study, settings=settings, space=space, sweep_dir=self.sweep_dir, launcher=self.launcher,
             storage_url=self.storage_url, shown_storage=self._shown_storage,
@@ -148,8 +150,8 @@ class BOHBSweep:
         return str(redact(self.storage_url))
 
     def _told(self, trial: optuna.trial.FrozenTrial, view: StudyView) -> None:
-        self.progress.trial_finished(self.loop.study, trial, view.configurations)
-        self.sweep_run.trial_finished(self.loop.study, trial, self.progress.elapsed())
+        self.progress.trial_finished(trial, view)
+        self.sweep_run.trial_finished(trial, view, self.objective_names, self.progress.elapsed())
 
     # ---------------------------------------------------------------- workers
     def _n_workers(self) -> int:
