@@ -36,6 +36,7 @@ from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
 from hydra_plugins.hydra_bohb_sweeper._study import scheduling as _scheduling
 from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper._study.open import keep_scheduler
+from hydra_plugins.hydra_bohb_sweeper._study.storage import open_storage
 
 States = optuna.trial.TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -229,15 +230,14 @@ def test_a_killed_sweeper_on_a_journal_storage_is_found_and_its_trial_retried(tm
     (stale,) = [t for t in trials if t.user_attrs.get("fault") == "stale"]
     (retry,) = [t for t in trials if t.user_attrs.get("follows") == stale.number]
     assert retry.state in (States.COMPLETE, States.PRUNED)
-    view = _view.StudyView.of(trials, ["maximize"])
+    journal = open_storage(storage)
+    view = _view.StudyView.read(journal, journal.get_study_id_from_name("cheap"))
     assert len(view.configurations) == 4 and {c.state for c in view.configurations.values()} <= {
         "complete", "stopped",
     }  # fmt: skip
 
 
 def journal_trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    from hydra_plugins.hydra_bohb_sweeper._study.storage import open_storage
-
     try:
         return optuna.load_study(study_name="cheap", storage=open_storage(url)).get_trials()
     except KeyError:  # not created yet
