@@ -153,11 +153,7 @@ class SweepTrial:
         study = optuna.load_study(study_name=job.study_name, storage=storage)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, job.trial_number)
         attrs = storage.get_trial(trial_id).user_attrs
-        if names.SCHEDULER_ATTR in study_attrs:
-            self.scheduler = _scheduling.from_record(study_attrs[names.SCHEDULER_ATTR])
-        else:  # a study of a version that stored its pruner's `_target_`
-            legacy = study_attrs.get(names.PRUNER_ATTR) or {"_target_": "optuna.pruners.NopPruner"}
-            self.scheduler = _scheduling.from_legacy_pruner(legacy, job.budget)
+        self.scheduler = _scheduling.recorded(study_attrs, job.budget)
         self.number = job.trial_number
         self.config_number = int(attrs.get(names.CONFIG_ATTR, job.trial_number))
         self.budget = job.budget

@@ -405,6 +405,15 @@ LEGACY_TARGETS = {
 }
 
 
+def recorded(study_user_attrs: Mapping[str, Any], budget: int | None = None) -> Scheduler:
+    """The scheduler a study was made with, as every process that reads the study rebuilds it: by its
+    public name (`Scheduler.record`), or from the pruner `_target_` an earlier version stored."""
+    if names.SCHEDULER_ATTR in study_user_attrs:
+        return from_record(study_user_attrs[names.SCHEDULER_ATTR])
+    legacy = study_user_attrs.get(names.PRUNER_ATTR) or {"_target_": "optuna.pruners.NopPruner"}
+    return from_legacy_pruner(legacy, budget)
+
+
 def from_record(record: Mapping[str, Any]) -> Scheduler:
     """The scheduler a study recorded (`Scheduler.record`)."""
     kwargs = dict(record)
