@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -30,10 +31,14 @@ FIRST_SEED = {"memory": 0, "journal": 1_000_000, "sqlite": 2_000_000}
 
 
 def simulation() -> ModuleType:
-    """tests/simulation.py, loaded from its file (the tests import it as a plain module too)."""
+    """tests/simulation.py, loaded from its file once per process (the tests import it as a plain
+    module too)."""
+    if "simulation" in sys.modules:
+        return sys.modules["simulation"]
     spec = importlib.util.spec_from_file_location("simulation", REPO_ROOT / "tests" / "simulation.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["simulation"] = module  # its dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     return module
 

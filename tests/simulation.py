@@ -377,32 +377,44 @@ class World:
             study, scheduler, n_trials, heartbeats, lambda trial: self.run_job(sweeper, storage, trial),
             self.checkpoints, condition=condition,
         )  # fmt: skip
-        workers = [
-            self.sim.spawn(f"{sweeper.name}/worker{i}", sweeper, sweeper.loop.work)
-            for i in range(self.plan.workers)
-        ]
+        left = [self.plan.workers]  # workers still at work
+        crashed: list[str] = []
 
-        def heart() -> None:
-            while any(w.state != DONE for w in workers):
-                self.sim.sleep(HEARTBEAT_S)
-                heartbeats.beat_all()
-
-        def watch() -> None:  # the sweeper's end, as `BOHBSweep.sweep` ends it
-            while any(w.state != DONE for w in workers):
-                self.sim.sleep(HEARTBEAT_S / 4)
-            for worker in workers:
-                if worker.error is not None:
-                    self.violations.append(f"{worker.name} crashed: {worker.error!r}\n{worker.trace}")
+        def work() -> None:
             assert sweeper.loop is not None
-            if sweeper.loop.stop_reason is None:
-                sweeper.finished = True
-                _checkpoints.discard_unresumed(storage, self.study_id, self.checkpoints)
-            else:
+            try:
+                sweeper.loop.work()
+            except Killed:
+                raise
+            except BaseException:
+                crashed.append(traceback.format_exc())
+                raise
+            finally:
+                left[0] -= 1
+            if left[0] == 0:
+                end()
+
+        def end() -> None:  # the sweeper's end, as `BOHBSweep.sweep` ends it, once its workers are done
+            assert sweeper.loop is not None
+            self.violations += [f"{sweeper.name} crashed: {trace}" for trace in crashed]
+            try:
+                if sweeper.loop.stop_reason is None and not crashed:
+                    _checkpoints.discard_unresumed(storage, self.study_id, self.checkpoints)
+                    sweeper.finished = True
+            except KeyboardInterrupt:  # Ctrl-C while the sweep ends: it did not finish
+                pass
+            if not sweeper.finished:
                 self._restart_later(n_trials)
             sweeper.ended = True
 
+        def heart() -> None:
+            while left[0] > 0:
+                self.sim.sleep(HEARTBEAT_S)
+                heartbeats.beat_all()
+
+        for i in range(self.plan.workers):
+            self.sim.spawn(f"{sweeper.name}/worker{i}", sweeper, work)
         self.sim.spawn(f"{sweeper.name}/heart", sweeper, heart)
-        self.sim.spawn(f"{sweeper.name}/main", sweeper, watch)
 
     def _restart_later(self, n_trials: int) -> None:
         self.restarts_due.append((self.sim.now + self.rng.uniform(0, 3 * HEARTBEAT_S), n_trials))

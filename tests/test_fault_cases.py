@@ -425,10 +425,13 @@ def test_a_rerun_with_other_rungs_is_refused_on_the_command_line(tmp_path: Path)
     assert "is scheduled by hyperband(" in line and "reduction_factor=2" in line
 
 
-def test_a_folder_checkpoint_is_never_missing_while_it_is_replaced(tmp_path: Path) -> None:
-    """A checkpoint's temporary name is unique across machines (hostname, pid, a random part), and a
-    folder replacing a folder never leaves the name empty: the old one stays until the new one is
-    complete, and a write that fails leaves the old one as it was (it used to be deleted first)."""
+def test_a_folder_checkpoint_is_never_missing_while_it_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint's temporary name is unique across machines (hostname, pid, a random part), what
+    was written reaches the disk before the rename, and a folder replacing a folder never leaves the
+    name empty: the old one stays until the new one is complete, and a write that fails leaves the
+    old one as it was (it used to be deleted first)."""
     target = tmp_path / "model.ckpt"
     atomic_save(target, lambda tmp: (tmp.mkdir(), (tmp / "weights").write_text("old")))
     seen: list[str] = []
@@ -439,8 +442,12 @@ def test_a_folder_checkpoint_is_never_missing_while_it_is_replaced(tmp_path: Pat
         tmp.mkdir()
         (tmp / "weights").write_text("new")
 
+    flushed: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: flushed.append(fd))
     atomic_save(target, write)
+    monkeypatch.undo()
     assert (target / "weights").read_text() == "new"
+    assert len(flushed) == 2  # the file written, then the folder that holds the renamed one
     assert os.uname().nodename in seen[0] and str(os.getpid()) in seen[0]
 
     def fails(tmp: Path) -> None:

@@ -207,7 +207,7 @@ def test_sweepers_killed_and_interrupted_at_random_on_one_postgres_study_lose_no
       I4 an epoch trained twice only by a trial that a fault ended;
       and every configuration's state after each epoch (`acc`, carried by its checkpoints) equals an
       uninterrupted run's."""
-    n_trials, rng = 20, random.Random(26)
+    n_trials, rng = 24, random.Random(26)
     log = tmp_path / "epochs.log"
     common = [
         f"hydra.sweep.dir={tmp_path / 'shared'}", f"hydra.sweeper.storage={postgres_url}",
@@ -223,13 +223,19 @@ def test_sweepers_killed_and_interrupted_at_random_on_one_postgres_study_lose_no
         )  # fmt: skip
 
     sweepers = [start(kind) for kind in kinds]
-    faults = ["sigkill", "sigint", "worker"] * 2
-    rng.shuffle(faults)
-    struck = []
-    for fault in faults:
+    planned = ["sigkill", "sigint", "worker"] * 2
+    rng.shuffle(planned)
+    struck: list[str] = []
+    for _ in range(12):  # a fault whose target is not training right now waits for the next round
+        if not planned:
+            break
+        fault = planned[0]
         time.sleep(rng.uniform(1.0, 3.0))
         slot = 2 if fault == "worker" else rng.randrange(3)
         proc = sweepers[slot]
+        if proc.poll() is not None:  # it had finished: a user starts it again
+            sweepers[slot] = start(kinds[slot])
+            continue
         # Strike while the sweeper trains (not while it starts up or waits): one of its processes
         # logged an epoch within the last second.
         deadline, workers = time.monotonic() + 10, []
@@ -239,10 +245,8 @@ def test_sweepers_killed_and_interrupted_at_random_on_one_postgres_study_lose_no
                 break
             time.sleep(0.05)
         if proc.poll() is not None or (fault == "worker" and not workers):
-            if proc.poll() is not None:  # it had finished: a user starts it again
-                sweepers[slot] = start(kinds[slot])
             continue
-        struck.append(fault)
+        struck.append(planned.pop(0))
         if fault == "worker":
             os.kill(rng.choice(workers), signal.SIGKILL)
             continue

@@ -378,6 +378,8 @@ BAD_INPUT = {
     "direction": (["hydra.sweeper.direction=up"], "direction"),
     "max_failure_rate>1": (["hydra.sweeper.max_failure_rate=1.5"], "max_failure_rate"),
     "heartbeat 0": (["hydra.sweeper.heartbeat_interval=0"], "heartbeat_interval"),
+    # Without heartbeats a killed sweeper's trials would stay RUNNING for ever (a silent zombie).
+    "heartbeat null": (["hydra.sweeper.heartbeat_interval=null"], "stay RUNNING for ever"),
     "reduction_factor=1": (["hydra.sweeper.pruner.reduction_factor=1"], "reduction_factor"),
     "max_resource<min_resource": (
         ["hydra.sweeper.pruner.min_resource=3", "hydra.sweeper.pruner.max_resource=2"],
