@@ -55,7 +55,8 @@ def run_chunk(storage: str, seeds: range) -> dict[str, Any]:
         schedule = sim.simulate(seed, (storage,))
         faults.update(schedule.faults)
         totals.update(
-            schedules=1, fault_free=not schedule.faults, decisions=schedule.decisions, writes=schedule.writes,
+            schedules=1, fault_free=not schedule.faults, decisions=schedule.decisions,
+            compared=schedule.compared, writes=schedule.writes,
             turns=schedule.steps, retrained_epochs=schedule.retrained_epochs,
             overlaps_by_fault=schedule.overlaps_by_fault, sweepers=schedule.plan.sweepers,
         )  # fmt: skip
@@ -80,7 +81,8 @@ def run(storage: str, count: int, processes: int) -> dict[str, Any]:
     return {
         "storage": storage, "seeds": [first, first + count - 1], "schedules": totals["schedules"],
         "fault_free_schedules": totals["fault_free"], "faults_injected": dict(sorted(faults.items())),
-        "faults_total": sum(faults.values()), "decisions_checked": totals["decisions"],
+        "faults_total": sum(faults.values()), "decisions": totals["decisions"],
+        "decisions_compared_with_the_reference": totals["compared"],
         "storage_writes": totals["writes"], "turns": totals["turns"],
         "epochs_retrained_after_faults": totals["retrained_epochs"],
         "epochs_beside_a_retry_by_a_job_taken_over": totals["overlaps_by_fault"],

@@ -329,7 +329,8 @@ class World:
         self.overlaps_by_fault = 0  # epochs trained beside a retry by a job whose trial was failed stale
         self.violations: list[str] = []
         self.hit: set[int] = set()  # configurations whose checkpoint a fault destroyed
-        self.decisions = 0
+        self.decisions = 0  # decisions at a rung or an epoch's end
+        self.compared = 0  # decisions compared with the reference (fault-free, one objective)
         self.engines: list[optuna.storages.BaseStorage] = []
         directions = ["maximize"] * plan.objectives if plan.objectives == 1 else ["maximize", "minimize"]
         self.inner = self._storage()
@@ -611,6 +612,7 @@ class Checked(_scheduling.Hyperband):
         decision = super().on_report(view, trial, epoch, can_pause)
         self.world.decisions += 1
         if self._compared():
+            self.world.compared += 1
             expected = reference_on_report(view, trial.number, epoch, can_pause, self)
             if decision != expected:
                 self.world.violations.append(
@@ -621,6 +623,7 @@ class Checked(_scheduling.Hyperband):
     def promotion(self, view: _view.StudyView) -> _view.Configuration | None:
         chosen = super().promotion(view)
         if self._compared():
+            self.world.compared += 1
             expected = reference_promotion(view, self)
             if (chosen.number if chosen else None) != expected:
                 self.world.violations.append(
@@ -765,6 +768,7 @@ class Schedule:
     writes: int
     steps: int
     decisions: int
+    compared: int
     retrained_epochs: int
     overlaps_by_fault: int
 
@@ -793,7 +797,7 @@ def simulate(seed: int, storages: tuple[str, ...] = ("memory",), plan: Plan | No
         world.close()
         return Schedule(
             seed, plan, violations, world.faults, world.writes, world.sim.steps, world.decisions,
-            view.retrained_epochs(), world.overlaps_by_fault,
+            world.compared, view.retrained_epochs(), world.overlaps_by_fault,
         )  # fmt: skip
 
 

@@ -57,6 +57,11 @@ class Heartbeats:
         """The trials this sweeper has in flight."""
         return set(self._in_flight)
 
+    def in_flight(self) -> dict[int, int]:
+        """trial number -> trial id of the trials this sweeper has in flight."""
+        with self._lock:
+            return dict(self._in_flight)
+
     def started(self, trial_number: int, trial_id: int) -> None:
         with self._lock:
             self._in_flight[trial_number] = trial_id

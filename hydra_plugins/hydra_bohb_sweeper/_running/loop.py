@@ -80,7 +80,6 @@ class SweepLoop:
     # ---------------------------------------------------------------- a worker
     def work(self) -> None:
         """Carry out steps until the scheduler says DONE or the sweep stops."""
-        held: optuna.Trial | None = None  # this worker's trial from its claim to its tell
         condition, holding = self.condition, False
         try:
             condition.acquire()
@@ -108,17 +107,18 @@ class SweepLoop:
                     holding = True
                 frozen = self._tell(held, outcome, output_dir)
                 self.heartbeats.ended(held.number)
-                held = None
                 view = self.read()
                 self._tidy(view.config_of(frozen.number))
                 self.on_told(frozen, view)
                 self._check_failure_rate(view)
                 condition.notify_all()
         except KeyboardInterrupt:  # Ctrl-C outside a job: between steps, while claiming or telling
+            # Only the worker in the main thread meets it (with several, the main thread waits for them
+            # instead): the trials this sweeper has in flight are this worker's, claimed or not yet told.
             self.stop_reason = INTERRUPTED
-            if held is not None:
-                end_with_fault(self.storage, held._trial_id, names.FAULT_INTERRUPTED, "interrupted (Ctrl-C)")
-                self.heartbeats.ended(held.number)
+            for number, trial_id in self.heartbeats.in_flight().items():
+                end_with_fault(self.storage, trial_id, names.FAULT_INTERRUPTED, "interrupted (Ctrl-C)")
+                self.heartbeats.ended(number)
         finally:
             if holding:
                 condition.notify_all()
