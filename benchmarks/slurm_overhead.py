@@ -239,7 +239,7 @@ def trial_calls(open_storage: Any, study_name: str) -> dict[str, float]:
     asked: list[optuna.Trial] = []
 
     def ask() -> None:
-        with warnings.catch_warnings():  # the sweeper beats for its jobs itself (see _running/quota.py)
+        with warnings.catch_warnings():  # the sweeper beats for its jobs itself (see _running/heartbeats.py)
             warnings.simplefilter("ignore", UserWarning)
             trial = study.ask()
         trial.suggest_float("x", 0, 1)

@@ -163,7 +163,9 @@ class SweepTrial:
         self.resume_epoch: int = int(resume["epoch"]) if resume else 0
         self._resume_path = Path(resume["path"]) if resume else None
         self._checkpoints = job.checkpoints
-        self._study, self._storage, self._study_id, self._trial_id = study, storage, study_id, trial_id
+        # The study's own storage: Optuna caches an SQL storage's finished trials there, so a decision at
+        # each epoch reads only the trials that changed.
+        self._study, self._storage, self._study_id, self._trial_id = study, study._storage, study_id, trial_id
         self._directions = [d.name.lower() for d in study.directions]
         self._trial = optuna.Trial(study, trial_id)
         self._last_step = 0

@@ -97,8 +97,9 @@ class BOHBSweeperConf:
     # Trials in the study, counted over every sweeper that shares it (finished + running).
     n_trials: int = 20
     n_jobs: int = 1  # trials in flight; each worker starts its next trial as soon as one ends
-    # Seconds between heartbeats of in-flight trials (SQL storages); a trial that misses 4 is failed as
-    # stale and retried once. null: no heartbeats.
+    # Seconds between heartbeats of in-flight trials (every storage); a trial whose beat stops for 4 is
+    # failed as stale by another sweeper and retried from where it started. null is refused: a killed
+    # sweeper's trials would stay RUNNING for ever.
     heartbeat_interval: Optional[int] = 30
     # Epochs of a full trial: where Hyperband's rungs end, what the final evaluation's candidates are
     # ranked at, and what jobs read from HYDRA_BOHB_BUDGET. null: 27.
