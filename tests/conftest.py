@@ -41,24 +41,27 @@ def fashion() -> FashionMNIST:
 
 
 # --------------------------------------------------------------------------- the order of the files
-# The files that take longest, longest first (seconds on 2 cores, measured 2026-11-28). ./run.sh test
-# has xdist hand out whole files in collection order (--dist loadfile --no-loadscope-reorder): these
-# start at once and the many short files fill the gaps at the end, instead of one long file starting
-# last while the other worker idles. Files not named here follow in their usual order.
+# The files that take longest, longest first (seconds of the 2-core suite, measured 2026-12-06 with
+# both workers busy). ./run.sh test has xdist hand out whole files in collection order (--dist loadfile
+# --no-loadscope-reorder): these start at once and the many short files fill the gaps at the end,
+# instead of one long file starting last while the other worker idles. Files not named here follow in
+# their usual order.
 LONGEST_FIRST = (
-    "test_sweep_e2e.py",  # ~120 s: the shared train.py sweep, its retrain, W&B runs read back
-    "test_slurm.py",  # ~95 s, mostly waiting on the cluster: overlaps well with the CPU-bound ones
-    "test_optuna_drop_in.py",  # ~100 s: the official sweeper's example commands, one process each
-    "test_faults.py",  # ~90 s
-    "test_sweep_e2e_pareto.py",  # ~60 s
+    "test_faults.py",  # ~90 s: SIGKILL of a joblib worker, PostgreSQL, sweepers killed at random
+    "test_sweep_e2e.py",  # ~80 s: the shared train.py sweep, its retrain, W&B runs read back
+    "test_slurm.py",  # ~75 s, mostly waiting on the cluster: overlaps well with the CPU-bound ones
+    "test_optuna_drop_in.py",  # ~70 s: the official sweeper's example commands, one process each
+    "test_sampler_groups.py",  # ~50 s: a sweep per sampler group
     "test_search_quality.py",  # ~45 s where its venv exists
-    "test_sweeper.py",  # ~45 s
-    "test_sampler_groups.py",  # ~60 s: a sweep per sampler group
-    "test_sweeper_cli.py",  # ~40 s
-    "test_sweeper_dist.py",  # ~30 s with pip's cache warm: a fresh venv from the sweeper's wheel
-    "test_train_cli.py",  # ~40 s
-    "test_multiseed.py",  # ~37 s
-    "test_wandb_unreachable.py",  # ~33 s
+    "test_simulation.py",  # ~30 s: 534 schedules of the fault simulation
+    "test_sweep_e2e_pareto.py",  # ~27 s
+    "test_sweeper_cli.py",  # ~27 s
+    "test_sweeper.py",  # ~26 s
+    "test_multiseed.py",  # ~25 s
+    "test_wandb_unreachable.py",  # ~19 s
+    "test_sweeper_dist.py",  # ~18 s with pip's cache warm: a fresh venv from the sweeper's wheel
+    "test_train_cli.py",  # ~16 s
+    "test_fault_cases.py",  # ~16 s
 )
 
 

@@ -89,9 +89,17 @@ class Actor:
     wake_at: float = 0.0
     pending: BaseException | None = None  # raised in the actor when it next gets its turn
     in_job: int | None = None  # the trial whose job it runs now
-    go: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+    go: threading.Lock = field(default_factory=lambda: _signal())  # released: its turn
     error: BaseException | None = None
     trace: str = ""
+
+
+def _signal() -> threading.Lock:
+    """A one-shot signal between two threads: `release()` sends it, `acquire()` waits for it (a plain
+    lock held from the start: cheaper than a semaphore, and a lock may be released by another thread)."""
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
 
 
 class Sim:
@@ -99,7 +107,7 @@ class Sim:
         self.rng = random.Random(seed)
         self.now = 0.0
         self.actors: list[Actor] = []
-        self._turn = threading.Semaphore(0)
+        self._turn = _signal()  # released: the running actor gave its turn back
         self._local = threading.local()
         self.steps = 0
         self.steps_of: Counter[Actor] = Counter()

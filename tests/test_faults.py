@@ -226,33 +226,29 @@ def test_sweepers_killed_and_interrupted_at_random_on_one_postgres_study_lose_no
     planned = ["sigkill", "sigint", "worker"] * 2
     rng.shuffle(planned)
     struck: list[str] = []
-    for _ in range(12):  # a fault whose target is not training right now waits for the next round
-        if not planned:
-            break
+    deadline = time.monotonic() + 240
+    while planned and time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.5, 2.0))
+        if all(proc.poll() == 0 for proc in sweepers):
+            break  # the study is finished
         fault = planned[0]
-        time.sleep(rng.uniform(1.0, 3.0))
-        slot = 2 if fault == "worker" else rng.randrange(3)
-        proc = sweepers[slot]
-        if proc.poll() is not None:  # it had finished: a user starts it again
-            sweepers[slot] = start(kinds[slot])
-            continue
-        # Strike while the sweeper trains (not while it starts up or waits): one of its processes
-        # logged an epoch within the last second.
-        deadline, workers = time.monotonic() + 10, []
-        while proc.poll() is None and time.monotonic() < deadline:
+        slots = [2] if fault == "worker" else rng.sample(range(3), 3)
+        for slot in slots:  # a sweeper that trains now (one of its processes logged an epoch)
+            proc = sweepers[slot]
+            if proc.poll() is not None:  # it had ended: a user starts it again
+                sweepers[slot] = start(kinds[slot])
+                continue
             workers = worker_processes(proc.pid)
-            if training_in({proc.pid, *workers}, log):
-                break
-            time.sleep(0.05)
-        if proc.poll() is not None or (fault == "worker" and not workers):
-            continue
-        struck.append(planned.pop(0))
-        if fault == "worker":
-            os.kill(rng.choice(workers), signal.SIGKILL)
-            continue
-        os.killpg(proc.pid, signal.SIGKILL if fault == "sigkill" else signal.SIGINT)
-        proc.wait(timeout=120)
-        sweepers[slot] = start(kinds[slot])
+            if not training_in({proc.pid, *workers}, log) or (fault == "worker" and not workers):
+                continue
+            struck.append(planned.pop(0))
+            if fault == "worker":
+                os.kill(rng.choice(workers), signal.SIGKILL)
+            else:
+                os.killpg(proc.pid, signal.SIGKILL if fault == "sigkill" else signal.SIGINT)
+                proc.wait(timeout=120)
+                sweepers[slot] = start(kinds[slot])
+            break
     for proc in sweepers:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode in (0, 2), err[-2000:]  # 2: Ctrl-C'd, or refused as finished meanwhile
