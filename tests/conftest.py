@@ -53,7 +53,7 @@ LONGEST_FIRST = (
     "test_optuna_drop_in.py",  # ~70 s: the official sweeper's example commands, one process each
     "test_sampler_groups.py",  # ~50 s: a sweep per sampler group
     "test_search_quality.py",  # ~45 s where its venv exists
-    "test_simulation.py",  # ~30 s: 534 schedules of the fault simulation
+    "test_simulation.py",  # ~30 s: 532 schedules of the fault simulation
     "test_sweep_e2e_pareto.py",  # ~27 s
     "test_sweeper_cli.py",  # ~27 s
     "test_sweeper.py",  # ~26 s

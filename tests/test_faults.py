@@ -207,7 +207,7 @@ def test_sweepers_killed_and_interrupted_at_random_on_one_postgres_study_lose_no
       I4 an epoch trained twice only by a trial that a fault ended;
       and every configuration's state after each epoch (`acc`, carried by its checkpoints) equals an
       uninterrupted run's."""
-    n_trials, rng = 24, random.Random(26)
+    n_trials, rng = 20, random.Random(26)
     log = tmp_path / "epochs.log"
     common = [
         f"hydra.sweep.dir={tmp_path / 'shared'}", f"hydra.sweeper.storage={postgres_url}",

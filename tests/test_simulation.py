@@ -16,7 +16,7 @@ import simulation
 
 # (storage, first seed, schedules): in memory most of all (fast), journal and SQLite files as a user
 # would share them between sweepers on one machine.
-RUNS = [("memory", 0, 500), ("journal", 100_000, 30), ("sqlite", 200_000, 4)]
+RUNS = [("memory", 0, 500), ("journal", 100_000, 30), ("sqlite", 200_000, 2)]
 
 
 @pytest.fixture(autouse=True)

@@ -112,6 +112,10 @@ def killed_when(root: Path, settings: tuple[str, ...], ready: Callable[[list[Any
     return optuna.load_study(study_name="cheap", storage=storage_url(root)).get_trials()
 
 
+def in_flight(trials: list[Any]) -> bool:
+    return any(t.state == States.RUNNING for t in trials)
+
+
 def training(trials: list[Any]) -> bool:
     return any(t.state == States.RUNNING and t.intermediate_values for t in trials)
 
@@ -135,7 +139,11 @@ def killed_with_configurations_paused(root: Path) -> tuple[list[Any], list[Path]
     is stale. Returns the trials at the kill, the checkpoints they recorded, and the resumed sweep."""
     settings = ("hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.n_trials=9")
     killed = killed_when(
-        root, settings, lambda trials: sum("paused" in t.user_attrs for t in trials) >= 3 and training(trials)
+        # A trial in flight beside them (a first segment at rung 1 is in flight for one short epoch only,
+        # so this waits for any running trial, not one that has reported).
+        root,
+        settings,
+        lambda trials: sum("paused" in t.user_attrs for t in trials) >= 3 and in_flight(trials),
     )
     checkpoints = [Path(t.user_attrs["paused"]["path"]) for t in killed if "paused" in t.user_attrs]
     # What a job killed while saving leaves: a temporary file beside the checkpoint, never renamed.
