@@ -15,7 +15,6 @@ reads the same study decides alike, and the fault simulation (tests/simulation) 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ Value = tuple[float, ...]  # one number per objective
 # (out of memory), but a joblib pool that breaks takes down every trial in flight, so one death proves
 # nothing. Other faults (a stopped sweeper, Ctrl-C) are never the configuration's doing: no limit.
 MAX_WORKER_RETRIES = 2
+RETRY_HISTORY = "retry_history"  # what optuna.storages.RetryFailedTrialCallback.retry_history reads
 
 
 @dataclass
@@ -94,11 +94,9 @@ def follows(trial: optuna.trial.FrozenTrial) -> int | None:
 
 def retried(trials: Sequence[optuna.trial.FrozenTrial]) -> set[int]:
     """Trials that Optuna's retry callback re-queued in studies of earlier versions (the retry stands
-    in for them)."""
-    with warnings.catch_warnings():  # `retry_history` is "experimental" since Optuna 3.0
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        history = optuna.storages.RetryFailedTrialCallback.retry_history
-        return {n for t in trials for n in history(t)}
+    in for them): the system attribute its `retry_history` reads, read directly (that function warns
+    as experimental on every call, and views are built at every decision)."""
+    return {int(n) for t in trials for n in t.system_attrs.get(RETRY_HISTORY, ())}
 
 
 def _fault_ended(trial: optuna.trial.FrozenTrial) -> bool:
