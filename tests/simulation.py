@@ -381,7 +381,7 @@ class World:
         study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler)
         condition = SimCondition(self.sim)
         scheduler = Checked(self, self.plan.budget, self.plan.eta, self.plan.brackets)
-        heartbeats = Heartbeats(storage, HEARTBEAT_S, clock=self.sim.clock)
+        heartbeats = Heartbeats(storage, HEARTBEAT_S, clock=self.sim.clock, wall_clock=self.sim.clock)
         sweeper.loop = SweepLoop(
             study, scheduler, n_trials, heartbeats, lambda trial: self.run_job(sweeper, storage, trial),
             self.checkpoints, condition=condition,

@@ -148,7 +148,7 @@ def killed_with_configurations_paused(root: Path) -> tuple[list[Any], list[Path]
     checkpoints = [Path(t.user_attrs["paused"]["path"]) for t in killed if "paused" in t.user_attrs]
     # What a job killed while saving leaves: a temporary file beside the checkpoint, never renamed.
     (checkpoints[0].parent / f".{checkpoints[0].name}.4242.tmp").write_text("{half-writ")
-    time.sleep(5.0)  # the killed trial goes stale 4 heartbeats after its sweeper died
+    # No wait: the resumed sweeper fails the killed trial once its beat has not changed for 4 s.
     return killed, [c for c in checkpoints if c.exists()], sweep_cli(root, *settings)
 
 
@@ -158,8 +158,9 @@ FAST_RUNS: dict[str, Callable[[Path], Any]] = {
     "malformed command line": lambda d: sweep_cli(d / "sweep", "x=interval(1)"),
 }
 SLOW_RUNS: dict[str, Callable[[Path], Any]] = {
-    # Resumed once the killed trial is stale (4 s), or at once, well before it is (12 s): mostly waiting.
-    "killed, resumed late": lambda d: killed_then_resumed(d / "sweep", wait_s=5.0, heartbeat_s=1),
+    # Resumed late (its last beat older than twice the grace of 4 s: stale on sight), or at once, well
+    # before it is stale (the rerun waits out the grace of 12 s on its own clock): mostly waiting.
+    "killed, resumed late": lambda d: killed_then_resumed(d / "sweep", wait_s=8.5, heartbeat_s=1),
     "killed, resumed at once": lambda d: killed_then_resumed(d / "sweep", wait_s=0.0, heartbeat_s=3),
     "killed with configurations paused": lambda d: killed_with_configurations_paused(d / "sweep"),
     "toy": toy_sweep,

@@ -286,6 +286,22 @@ def test_a_trial_whose_sweeper_stopped_beating_is_failed_as_stale_and_retried(tm
     assert _results.fail_reasons(study) == {0: "stale: its sweeper stopped beating for 4 s (retried)"}
 
 
+def test_a_sweeper_started_long_after_another_died_retries_its_trial_at_once() -> None:
+    """A rerun the morning after a crash need not wait out the grace period: a beat whose own time is
+    older than twice the grace is stale on sight (twice: clocks of two machines may differ)."""
+    study = optuna.create_study(study_name="overnight")
+    trial = study.ask()
+    wall = Clock()
+    Heartbeats(study._storage, interval=1, wall_clock=wall).started(trial.number, trial._trial_id)
+    wall.now = 8.5  # 8.5 s after its last beat; the grace is 4 s
+    watcher = Heartbeats(study._storage, interval=1, clock=Clock(), wall_clock=wall)
+    assert [t.number for t in watcher.stale(view_of(study, 1))] == [0]
+    wall.now = 7.5  # within twice the grace: it waits out the grace on its own clock first
+    assert (
+        Heartbeats(study._storage, interval=1, clock=Clock(), wall_clock=wall).stale(view_of(study, 1)) == []
+    )
+
+
 def test_a_trial_whose_sweeper_died_before_its_first_heartbeat_goes_stale_too() -> None:
     """Killed between creating its trial and its first heartbeat (a SLURM job cancelled at that moment
     did it): a resumed sweeper must not wait for it for ever."""

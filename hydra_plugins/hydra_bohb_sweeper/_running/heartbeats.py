@@ -5,10 +5,11 @@ A sweeper beats for each trial it has in flight, from its claim to its tell (a j
 queue included): the trial's system attribute `names.HEARTBEAT_ATTR` changes every `interval` seconds.
 Any sweeper of the study that sees a running trial's beat unchanged for `grace` seconds of its own
 clock fails it as stale (`names.FAULT_STALE`), and a retry then continues its configuration from
-where that trial started. Only changes are compared, never one machine's clock with another's, so
-skew between machines does not matter; a sweeper that has just started waits `grace` seconds before
-it calls a trial stale, and a trial that never beat (its sweeper died right after creating it) goes
-stale the same way.
+where that trial started. Changes are what counts, not one machine's clock against another's, so skew
+between machines does not matter; a sweeper that has just started waits `grace` seconds before it
+calls a trial stale, unless the last beat's own time is older than twice the grace (a sweeper rerun
+long after a crash retries at once). A trial that never beat (its sweeper died right after creating
+it) goes stale after the grace.
 
 Optuna's own heartbeats (`RDBStorage(heartbeat_interval=...)`) exist for SQL storages only and beat
 inside `Study.optimize`; these work wherever the study is, and the fault simulation drives their
@@ -38,9 +39,9 @@ GRACE_FACTOR = 4  # a trial is stale after this many heartbeats missed
 class Heartbeats:
     def __init__(
         self, storage: optuna.storages.BaseStorage, interval: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
-        self.storage, self.interval, self.clock = storage, interval, clock
+        self.storage, self.interval, self.clock, self.wall_clock = storage, interval, clock, wall_clock
         self.grace = GRACE_FACTOR * interval
         # Names this sweeper's beats apart from another's that happened to beat as often.
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -74,7 +75,7 @@ class Heartbeats:
     def beat(self, trial_id: int) -> None:
         with self._lock:
             self._count += 1
-            beat: dict[str, Any] = {"by": self.token, "n": self._count, "at": round(time.time(), 3)}
+            beat: dict[str, Any] = {"by": self.token, "n": self._count, "at": round(self.wall_clock(), 3)}
         # A trial that has just finished, or a storage hiccup: the next beat tries again.
         with contextlib.suppress(Exception):
             self.storage.set_trial_system_attr(trial_id, names.HEARTBEAT_ATTR, beat)
@@ -100,14 +101,18 @@ class Heartbeats:
 
     # ------------------------------------------------------------ others' trials
     def stale(self, view: StudyView) -> list[optuna.trial.FrozenTrial]:
-        """Running trials of other sweepers whose beat has not changed for `grace` seconds."""
-        now, stale = self.clock(), []
+        """Running trials of other sweepers whose beat has not changed for `grace` seconds of this
+        sweeper's clock, or whose last beat is older than twice that by the time it bears (a sweeper
+        started long after another died need not wait: the margin covers clocks that differ)."""
+        now, wall, stale = self.clock(), self.wall_clock(), []
         for trial in view.trials:
             if trial.state != States.RUNNING or trial.number in self._in_flight:
                 continue
             beat = trial.system_attrs.get(names.HEARTBEAT_ATTR)
             seen = self._seen.get(trial.number)
-            if seen is None or seen[0] != beat:
+            if isinstance(beat, dict) and wall - float(beat.get("at", wall)) > 2 * self.grace:
+                stale.append(trial)
+            elif seen is None or seen[0] != beat:
                 self._seen[trial.number] = (beat, now)
             elif now - seen[1] > self.grace:
                 stale.append(trial)
