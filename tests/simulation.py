@@ -103,12 +103,19 @@ def _signal() -> threading.Lock:
 
 
 class Sim:
+    """Runs actors one at a time. The actor whose turn ends picks who goes next (with the seeded
+    generator) and hands the turn straight over; when it picks itself it just goes on, so a schedule
+    costs a thread switch only where two actors interleave."""
+
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
         self.now = 0.0
         self.actors: list[Actor] = []
-        self._turn = _signal()  # released: the running actor gave its turn back
         self._local = threading.local()
+        self._between: Callable[[Actor], None] = lambda actor: None
+        self._over = _signal()  # released: no actor is left (or the schedule failed)
+        self.failure: str | None = None
+        self.max_steps = 200_000
         self.steps = 0
         self.steps_of: Counter[Actor] = Counter()
 
@@ -135,7 +142,7 @@ class Sim:
                 actor.trace = traceback.format_exc()
             finally:
                 actor.state = DONE
-                self._turn.release()
+                self._hand_over(None)
 
         self.actors.append(actor)
         threading.Thread(target=run, name=name, daemon=True).start()
@@ -149,13 +156,12 @@ class Sim:
             raise pending
 
     def turn(self, state: str = READY) -> None:
-        """The running actor gives up its turn (before a storage write, to sleep, or to wait)."""
+        """The running actor ends its turn (before a storage write, to sleep, or to wait)."""
         actor = self.current
         if actor is None:
             return
         actor.state = state
-        self._turn.release()
-        actor.go.acquire()
+        self._hand_over(actor)
         self._raise_pending(actor)
 
     def sleep(self, seconds: float) -> None:
@@ -171,28 +177,57 @@ class Sim:
             if a.state in (READY, SLEEPING) and a.wake_at <= self.now and a.group.suspended_until <= self.now
         ]
 
-    def run(self, between: Callable[[Actor], None], max_steps: int = 200_000) -> None:
-        """Give turns until no actor is left; `between(actor)` may inject a fault before its turn."""
+    def _next(self) -> Actor | None:
+        """Who goes next, the clock moved on to when someone can; None when no actor is left."""
         while True:
             alive = [a for a in self.actors if a.state != DONE]
             if not alive:
-                return
+                return None
             ready = self.runnable()
-            if not ready:
-                waits = [max(a.wake_at, a.group.suspended_until) for a in alive if a.state != BLOCKED]
-                if not waits:
-                    raise RuntimeError(f"deadlock: {[a.name for a in alive]} all blocked")
-                self.now = max(self.now, min(waits))
-                continue
-            actor = self.rng.choice(ready)
-            between(actor)
-            actor.state = RUNNING
-            self.steps += 1
-            self.steps_of[actor] += 1
-            if self.steps > max_steps:
-                raise RuntimeError("the schedule did not end (a livelock?)")
-            actor.go.release()
-            self._turn.acquire()
+            if ready:
+                break
+            waits = [max(a.wake_at, a.group.suspended_until) for a in alive if a.state != BLOCKED]
+            if not waits:
+                self.failure = f"deadlock: {[a.name for a in alive]} all blocked"
+                return None
+            self.now = max(self.now, min(waits))
+        actor = self.rng.choice(ready)
+        self._between(actor)  # a fault may strike it now, or a sweeper start
+        actor.state = RUNNING
+        self.steps += 1
+        self.steps_of[actor] += 1
+        if self.steps > self.max_steps:
+            self.failure = "the schedule did not end (a livelock?)"
+            return None
+        return actor
+
+    def _hand_over(self, me: Actor | None) -> None:
+        """Give the turn to the next actor; `me` (None once it has ended) waits for its next one."""
+        # Picking (faults, sweepers started) is the simulation's doing, not the actor's: its storage
+        # calls take no turn, and a dead actor's are not refused.
+        self._local.actor = None
+        try:
+            following = self._next()
+        finally:
+            self._local.actor = me
+        if following is None:
+            self._over.release()
+        elif following is not me:
+            following.go.release()
+        else:
+            return
+        if me is not None:
+            me.go.acquire()
+
+    def run(self, between: Callable[[Actor], None]) -> None:
+        """Give turns until no actor is left; `between(actor)` may inject a fault before its turn."""
+        self._between, self._over = between, _signal()
+        first = self._next()
+        if first is not None:
+            first.go.release()
+            self._over.acquire()
+        if self.failure:
+            raise RuntimeError(self.failure)
 
 
 class SimCondition:
