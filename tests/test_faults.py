@@ -262,8 +262,9 @@ def test_sweepers_killed_and_interrupted_at_random_on_one_postgres_study_lose_no
     view = _view.StudyView.read(study._storage, study._study_id, n_trials)
     ended_by = Counter(t.user_attrs.get("fault") for t in trials)
     print("faults struck:", struck, "trials they ended:", ended_by)
-    # The faults hit trials in flight: killed sweepers' went stale, Ctrl-C'd ones were interrupted.
-    assert {"stale", "interrupted"} <= set(ended_by)
+    # The faults hit trials in flight: killed sweepers' went stale (Ctrl-C lands where the sweeper is:
+    # in a job, its trial is interrupted; between two, none is).
+    assert "stale" in ended_by
     assert len(view.configurations) == n_trials  # I1
     assert {c.state for c in view.configurations.values()} <= {"complete", "stopped"}  # I3
     assert not [t.number for t in trials if t.state in (States.RUNNING, States.WAITING)]  # I5

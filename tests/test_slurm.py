@@ -108,7 +108,8 @@ def running_trial(
         return None
     trials = optuna.load_study(study_name=study, storage=storage).get_trials(states=(States.RUNNING,))
     for t in trials:
-        started = (sweep_dir / str(t.number) / ".hydra" / "hydra.yaml").is_file()
+        hydra_yaml = sweep_dir / str(t.number) / ".hydra" / "hydra.yaml"
+        started = hydra_yaml.is_file() and bool(yaml.safe_load(hydra_yaml.read_text()))  # written in full
         if started and ("resume" in t.user_attrs if resumed else bool(t.intermediate_values)):
             return t
     return None
