@@ -185,6 +185,12 @@ def worker_processes(pid: int) -> list[int]:
     return found
 
 
+def ctrl_c_reaches_it() -> None:
+    """In the child before it starts: SIGINT as a terminal delivers it (a test run in the background,
+    as CI may start it, ignores SIGINT, and its children would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def training_in(pids: set[int], log: Path) -> bool:
     """Whether one of `pids` logged an epoch (cheap app's epochs_log) within the last second."""
     lines = log.read_text().splitlines()[-30:] if log.exists() else []
@@ -220,6 +226,7 @@ def test_sweepers_killed_and_interrupted_at_random_on_one_postgres_study_lose_no
         return subprocess.Popen(
             [sys.executable, str(APP), "-m", *common, *kind], cwd=ROOT, env=app_env(),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            preexec_fn=ctrl_c_reaches_it,
         )  # fmt: skip
 
     sweepers = [start(kind) for kind in kinds]

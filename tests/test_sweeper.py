@@ -308,7 +308,7 @@ def test_ctrl_c_keeps_the_results_says_how_to_resume_and_leaves_nothing_running(
     assert run.returncode == 2
     (line,) = error_lines(run.stderr)
     assert line == (
-        "error: interrupted: 3 configurations kept (2 ended or paused, 1 resume from where their trial "
+        "error: interrupted: 3 configurations kept (2 ended or paused, 1 to resume from where its trial "
         f"started); to resume, run the same command with hydra.sweep.dir={sweep_dir}"
     )
     assert [t.state for t in run.trials][:2] != [States.RUNNING] * 2

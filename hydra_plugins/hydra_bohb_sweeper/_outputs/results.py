@@ -179,6 +179,8 @@ def one_line_summary(results: dict[str, Any]) -> str:
     """What the sweep found, for its last console line."""
     counts = f"{results['n_trials']} configurations ({results['n_complete']} complete, "
     counts += f"{results['n_pruned']} pruned, {results['n_failed']} failed"
+    if results.get("n_interrupted"):
+        counts += f", {results['n_interrupted']} interrupted"
     counts += f"; {results['n_resumed']} resumed from a pause)" if results.get("n_resumed") else ")"
     if "solutions" in results:
         return f"{counts}; Pareto front of {len(results['solutions'])}"

@@ -117,7 +117,7 @@ class SweepLoop:
             # instead): the trials this sweeper has in flight are this worker's, claimed or not yet told.
             self.stop_reason = INTERRUPTED
             for number, trial_id in self.heartbeats.in_flight().items():
-                end_with_fault(self.storage, trial_id, names.FAULT_INTERRUPTED, "interrupted (Ctrl-C)")
+                end_with_fault(self.storage, trial_id, names.FAULT_INTERRUPTED, "interrupted by Ctrl-C")
                 self.heartbeats.ended(number)
         finally:
             if holding:
@@ -173,12 +173,12 @@ class SweepLoop:
             outcome, output_dir = self.run_trial(trial)
         except KeyboardInterrupt:
             self.stop_reason = INTERRUPTED
-            return Outcome(States.FAIL, reason="interrupted (Ctrl-C)", fault=names.FAULT_INTERRUPTED), None
+            return Outcome(States.FAIL, reason="interrupted by Ctrl-C", fault=names.FAULT_INTERRUPTED), None
         except SystemExit as exc:  # a job in this process exited; Lightning exits so on Ctrl-C
             if isinstance(exc.__context__, KeyboardInterrupt):
                 self.stop_reason = INTERRUPTED
                 return Outcome(
-                    States.FAIL, reason="interrupted (Ctrl-C)", fault=names.FAULT_INTERRUPTED
+                    States.FAIL, reason="interrupted by Ctrl-C", fault=names.FAULT_INTERRUPTED
                 ), None
             return Outcome(States.FAIL, reason=one_line(exc)), None
         except Exception as exc:

@@ -46,7 +46,7 @@ def outcome_of(ret: JobReturn, objectives: list[str] | None, n_objectives: int =
         if isinstance(returned, optuna.TrialPruned):
             return Outcome(States.PRUNED)
         if _interrupted(returned):
-            return Outcome(States.FAIL, reason="interrupted (Ctrl-C)", fault=names.FAULT_INTERRUPTED)
+            return Outcome(States.FAIL, reason="interrupted by Ctrl-C", fault=names.FAULT_INTERRUPTED)
         return Outcome(States.FAIL, reason=one_line(returned))
     return outcome_of_value(returned, objectives, n_objectives)
 

@@ -9,7 +9,7 @@ import optuna
 
 from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper._study.scheduling import nondominated_fronts
-from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, PAUSED_ATTR, RESUME_ATTR
+from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, FAULT_ATTR, PAUSED_ATTR, RESUME_ATTR
 
 log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._running.loop")  # the sweep's own log lines
 
@@ -37,6 +37,8 @@ class Progress:
             best_text = f"best {best.value:.4f} (#{_view.config_number(best)})" if best else "best -"
             value_text = f"{trial.value:.4f}" if trial.value is not None else _last_value(trial)
         state = "PAUSED" if trial.user_attrs.get(PAUSED_ATTR) else trial.state.name
+        if trial.user_attrs.get(FAULT_ATTR) and trial.state.name == "FAIL":
+            state = "INTERRUPTED"  # not the configuration's doing: a retry continues it
         number = _view.config_number(trial)
         name = f"#{number}" if number == trial.number else f"#{number} (trial {trial.number})"
         reached = max(_view.reported_values(trial), default=0)
@@ -52,6 +54,8 @@ class Progress:
             f"value {value_text}  {best_text}  elapsed {_clock(self.elapsed())}"
         )
         reason = trial.user_attrs.get(FAIL_REASON_ATTR)
+        if reason and state == "INTERRUPTED":
+            reason = f"{reason}; it resumes from where it started"
         log.info("%s%s", line, f"  ({reason})" if reason and trial.state.name == "FAIL" else "")
 
 

@@ -122,8 +122,8 @@ class BOHBSweep:
             resume = sum(c.state == CONFIG_INTERRUPTED for c in configs)
             ended = sum(c.state not in (RUNNING, CONFIG_INTERRUPTED) for c in configs)
             exit_with(
-                f"interrupted: {ended + resume} configurations kept ({ended} ended or paused, {resume} "
-                f"resume from where their trial started); {self._resume_hint()}"
+                f"interrupted: {ended + resume} configurations kept ({ended} ended or paused, {resume} to "
+                f"resume from where its trial started); {self._resume_hint()}"
             )
         if self.loop.stop_reason:
             exit_with(self.loop.stop_reason)
