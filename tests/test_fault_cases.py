@@ -369,6 +369,32 @@ def test_brackets_nobody_finished_close_in_parallel(tmp_path: Path) -> None:
     assert second.kind == _scheduling.CLOSE and second.config is not None and second.config.number == 2
 
 
+def test_a_launcher_that_fails_is_a_fault_but_a_job_config_that_fails_is_the_configurations_own() -> None:
+    """A dead worker process or a cancelled job (the launcher raises) is retried; a job whose config
+    Hydra cannot compose would fail again: it fails for good."""
+    from hydra.errors import ConfigCompositionException
+
+    study = optuna.create_study(direction="maximize")
+    sweeper = sweeper_on(study, 1)
+    raised = iter(
+        [RuntimeError("TerminatedWorkerError: a worker process died"), ConfigCompositionException("x")]
+    )
+
+    def launch(trial: optuna.Trial) -> tuple[Outcome, str | None]:
+        raise next(raised)
+
+    sweeper.run_trial = launch
+    states = []
+    for _ in range(2):
+        trial = sweeper._claim(sweeper.scheduler.next_step(sweeper.read()))
+        assert trial is not None
+        sweeper._tell(trial, *sweeper._launch(trial))
+        (config,) = sweeper.read().configurations.values()
+        states.append(config.state)
+    assert states == [_view.INTERRUPTED, _view.FAILED]  # retried once, then failed for good
+    assert sweeper.scheduler.next_step(sweeper.read()).kind == _scheduling.DONE
+
+
 # --- suspected, and tested -----------------------------------------------------------------------------
 def test_a_retry_inherits_only_what_its_configuration_needs(tmp_path: Path) -> None:
     """A retry carries its configuration, bracket, the trial it follows and the checkpoint to resume

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
 from hydra_plugins.hydra_bohb_sweeper import names
 from hydra_plugins.hydra_bohb_sweeper._running import checkpoints as _checkpoints
@@ -180,6 +182,8 @@ class SweepLoop:
                 return Outcome(
                     States.FAIL, reason="interrupted by Ctrl-C", fault=names.FAULT_INTERRUPTED
                 ), None
+            return Outcome(States.FAIL, reason=one_line(exc)), None
+        except (HydraException, OmegaConfBaseException) as exc:  # the job's config: its own failure
             return Outcome(States.FAIL, reason=one_line(exc)), None
         except Exception as exc:
             # Ctrl-C reaches the launcher's worker processes too, which then fail like dead ones.
