@@ -59,9 +59,14 @@ class FinalEvaluationConf:
 
     enabled: bool = False
     overrides: list[str] = field(default_factory=list)
-    # Candidates retrained: the top_k configurations of the search (the deepest rung first, then the
-    # objective there). The best of them after retraining is the pick.
+    # Candidates retrained: at most the top_k configurations of the search (the deepest rung first, then
+    # the objective there). The best of them after retraining is the pick.
     top_k: int = 1
+    # A configuration far behind the best is no candidate: at the deepest epoch it shares with the best,
+    # it trails by more than max_gap times the median configuration's gap to the best at the first
+    # rung (_outputs/candidates.py; 0.5: halfway from the best to the median). null: the top_k,
+    # however far behind.
+    max_gap: Optional[float] = 0.5
     # Added to the pick's test job and to the baseline (e.g. [evaluate_test=true]). A job that kept its
     # model (client.SweepJob.save_model) is tested without training again. []: no test job; the
     # candidates' own results stand.

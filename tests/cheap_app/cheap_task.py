@@ -24,6 +24,7 @@ import math
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -62,7 +63,18 @@ def struck(cfg: DictConfig, trial: client.SweepTrial) -> bool:
     return trial.resume_epoch > 0 if cfg.get("chaos_resumed") else trial.number == cfg.chaos_trial
 
 
+def counted_down(path: str | None) -> bool:
+    """Whether this job is the one the countdown in `path` reaches 0 for (each job takes one off)."""
+    if not path:
+        return False
+    left = int(Path(path).read_text()) - 1
+    Path(path).write_text(str(left))
+    return left == 0
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
+    if counted_down(cfg.get("ctrl_c_countdown")):
+        raise KeyboardInterrupt  # as Ctrl-C reaches a job that runs in the sweeper's process
     if cfg.fail:
         raise RuntimeError("boom")
     if cfg.nan:

@@ -46,7 +46,9 @@ class SweepEnd:
     logging_overrides: list[str]  # what every job of the sweep gets for its logging
     sweep_run: SweepRun
     checkpoints: Path | None  # the sweep's checkpoint folder (None: its scheduler never pauses)
+    n_workers: int = 1  # jobs in flight at once: the final evaluation's too
     stop_reason: str | None = None  # None: the sweep finished
+    interrupted: str | None = None  # the step that Ctrl-C stopped (the steps after it still run)
     final: dict[str, Any] | None = None  # final_evaluation.yaml, once evaluated
     results: dict[str, Any] = field(default_factory=dict)  # optimization_results.yaml, once written
     files: dict[str, Path] = field(default_factory=dict)  # figures and reports, by name
@@ -123,6 +125,9 @@ def run(end: SweepEnd, steps: list[Step] = STEPS) -> SweepEnd:
     for step in steps:
         try:
             step(end)
+        except KeyboardInterrupt:  # what the step finished is kept (see _outputs/evaluations.py)
+            end.interrupted = end.interrupted or step.__name__.replace("_", " ")
+            log.warning("BOHB: %s interrupted", end.interrupted)
         except Exception as exc:  # one output is never a reason to lose the others
             log.warning("BOHB: %s failed: %s", step.__name__.replace("_", " "), one_line(exc))
     return end

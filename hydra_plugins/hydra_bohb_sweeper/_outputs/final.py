@@ -1,40 +1,39 @@
 """Final evaluation: retrain the best configurations, pick one by validation, test the pick once.
 
-Each evaluation is one more Hydra job through the same launcher. One objective: the search's `top_k`
-configurations (the deepest rung first, then the objective there: see `candidates`) are retrained with
-`final_evaluation.overrides` (e.g. more epochs, early stopping) in `candidate-<n>/`, side by side; the
-one whose retraining scores best on the objective (the validation metric; never the test set) is the
-pick. Only the pick is then tested, with `test_overrides` added, in `final/`: a candidate that kept its
-model (`client.SweepJob.save_model`) is tested without training again. With `final_evaluation.baseline`,
-the job's default configuration (with the sweep's fixed overrides) is trained and tested the same way
-in `baseline/`. Several objectives: the picks from the Pareto front (see `_pareto.picks`) are retrained
-in `final-<trial>/`, beside the baseline. What each job returns (its objectives and metrics, e.g.
-`test_acc`) lands in `final_evaluation.yaml`, with the candidates and why the pick won.
+Each evaluation is one more Hydra job through the same launcher, on the sweep's workers, and each keeps
+its result in its folder the moment it ends (see _outputs/evaluations.py: a killed final evaluation
+resumes where it stopped). One objective: up to `top_k` configurations of the search, never one far
+behind the best (see _outputs/candidates.py), are retrained with `final_evaluation.overrides` (e.g. more
+epochs, early stopping) in `candidate-<n>/`, side by side; the one whose retraining scores best on the
+objective (the validation metric; never the test set) is the pick. Only the pick is then tested, with
+`test_overrides` added, in `final/`: a candidate that kept its model (`client.SweepJob.save_model`) is
+tested without training again. With `final_evaluation.baseline`, the job's default configuration (with
+the sweep's fixed overrides) is trained and tested the same way in `baseline/`. Several objectives: the
+picks from the Pareto front (see `_pareto.picks`) are retrained in `final-<trial>/`, beside the
+baseline. What each job returns (its objectives and metrics, e.g. `test_acc`) lands in
+`final_evaluation.yaml`, with the candidates, those left out, and why the pick won.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import math
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 import yaml
-from hydra.plugins.launcher import Launcher
 
 from hydra_plugins.hydra_bohb_sweeper import names
+from hydra_plugins.hydra_bohb_sweeper._outputs import candidates as _candidates
 from hydra_plugins.hydra_bohb_sweeper._outputs import pareto as _pareto
+from hydra_plugins.hydra_bohb_sweeper._outputs.evaluations import Evaluations, number
 from hydra_plugins.hydra_bohb_sweeper._outputs.files import write_yaml
-from hydra_plugins.hydra_bohb_sweeper._running.jobs import identity_overrides, merge
-from hydra_plugins.hydra_bohb_sweeper._running.outcome import one_line, outcome_of
+from hydra_plugins.hydra_bohb_sweeper._running.jobs import merge
 from hydra_plugins.hydra_bohb_sweeper._setup.preflight import budget_override
 from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace
 from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings
 from hydra_plugins.hydra_bohb_sweeper._study import view as _view
-from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_bohb_sweeper._outputs.ending import SweepEnd
@@ -59,72 +58,16 @@ def previous(sweep_dir: Path, chosen: list[int], want_baseline: bool) -> dict[st
     return data
 
 
-class Evaluations:
-    """Launches evaluation jobs through the sweep's launcher; one record per job, by role."""
-
-    def __init__(
-        self, launcher: Launcher, study: optuna.Study, sweep_dir: Path, settings: Settings, storage: str,
-        logging_overrides: list[str],
-    ) -> None:  # fmt: skip
-        self.launcher, self.study, self.sweep_dir, self.settings = launcher, study, sweep_dir, settings
-        self.storage, self.logging_overrides = storage, logging_overrides
-        self.job_idx = len(study.get_trials(deepcopy=False))
-
-    def launch(
-        self, jobs: dict[str, list[str]], env: dict[str, dict[str, str]] | None = None
-    ) -> dict[str, dict[str, Any]]:
-        """Folder -> overrides; the jobs run together (in parallel with a process launcher). `env`:
-        per folder, the job's role (names.ENV_ROLE, else its folder) and more names.ENV_* variables."""
-        roles, env = list(jobs), env or {}
-        batch = []
-        for role in roles:
-            extra = dict(env.get(role, {}))
-            job_role = extra.pop(names.ENV_ROLE, role)
-            identity = identity_overrides(
-                self.study.study_name, self.storage, job_role, self.settings.budget, extra=extra
-            )
-            batch.append([*jobs[role], *identity, *self.logging_overrides, f"hydra.sweep.subdir={role}"])
-        started = time.monotonic()
-        try:
-            returns = self.launcher.launch(batch, initial_job_idx=self.job_idx)
-        except Exception as exc:
-            failed = {"state": names.FAILED, "reason": one_line(exc)}
-            return {role: {"overrides": [redact(o) for o in jobs[role]], **failed} for role in roles}
-        finally:
-            self.job_idx += len(batch)
-        elapsed = round(time.monotonic() - started, 1)
-        records = {}
-        for role, ret in zip(roles, returns, strict=True):
-            outcome = outcome_of(ret, self.settings.objectives, len(self.settings.directions))
-            output_dir = ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg else self.sweep_dir / role
-            record: dict[str, Any] = {
-                "overrides": [redact(o) for o in jobs[role]],
-                "output_dir": str(output_dir),
-            }
-            if outcome.state == optuna.trial.TrialState.COMPLETE:
-                value = outcome.values if self.settings.multi_objective else outcome.value
-                record.update(state=names.COMPLETE, value=value, metrics=outcome.metrics)
-            else:
-                record.update(state=names.FAILED, reason=outcome.reason)
-            record["wall_time_s"] = elapsed  # the jobs together, as the sweep waited for them
-            numbers = dict(zip(self._value_names(), outcome.values or [], strict=False)) | outcome.metrics
-            shown = "  ".join(f"{k} {_number(v)}" for k, v in numbers.items() if isinstance(v, (int, float)))
-            log.info("BOHB: %s evaluation %s  %s", role, record["state"], shown or outcome.reason)
-            records[role] = record
-        return records
-
-    def _value_names(self) -> list[str]:
-        return self.settings.objectives or ["value"] * len(self.settings.directions)
-
-
-def _number(value: float) -> str:
-    return f"{value:.4g}" if isinstance(value, float) and not value.is_integer() else f"{int(value)}"
-
-
 def run(end: SweepEnd) -> dict[str, Any] | None:
     """The final evaluation of a finished sweep, written to final_evaluation.yaml."""
     evaluations = Evaluations(
-        end.launcher, end.study, end.sweep_dir, end.settings, end.shown_storage, end.logging_overrides
+        end.launcher,
+        end.study,
+        end.sweep_dir,
+        end.settings,
+        end.shown_storage,
+        end.logging_overrides,
+        end.n_workers,
     )
     settings, space = end.settings, end.space
     record = _front(evaluations, space) if settings.multi_objective else _incumbent(evaluations, space)
@@ -142,34 +85,23 @@ def _baseline_overrides(settings: Settings, space: SearchSpace) -> list[str]:
     return [*space.fixed.values(), *budget_override(settings)]
 
 
-def candidates(study: optuna.Study) -> list[_view.Configuration]:
-    """The study's configurations best first: complete ones by their objective, then the others by the
-    epochs they reached and their value there (as TPE ranks pruned trials). Failed ones are left out."""
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    configs = _view.view_of(study).configurations.values()
-
-    def key(config: _view.Configuration) -> tuple[int, int, float]:
-        if config.state == _view.COMPLETE and config.last.value is not None:
-            return (0, 0, sign * config.last.value)
-        value = config.values[config.epochs][0] if config.values else math.nan
-        return (1, -config.epochs, sign * value if math.isfinite(value) else math.inf)
-
-    ranked = [c for c in configs if c.state != _view.FAILED and (c.values or c.last.value is not None)]
-    return sorted(ranked, key=lambda c: (*key(c), c.number))
-
-
 def _overrides_of(config: _view.Configuration) -> list[str]:
     return list(config.trials[0].user_attrs.get(names.OVERRIDES_ATTR, []))
 
 
 def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] | None:
     study, settings = evaluations.study, evaluations.settings
-    ranked = candidates(study)
-    if not ranked or not any(c.state == _view.COMPLETE for c in ranked):
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    view = _view.view_of(study)
+    if not any(c.state == _view.COMPLETE for c in view.configurations.values()):
         log.warning("BOHB: no complete trial, so no final evaluation")
         return None
     top_k = max(1, int(settings.final_evaluation.get("top_k", 1)))
-    chosen = ranked[:top_k]
+    max_gap = settings.final_evaluation.get("max_gap")
+    choice = _candidates.choose(view, maximize, top_k, None if max_gap is None else float(max_gap))
+    chosen = choice.chosen
+    for left in choice.left_out:
+        log.info("BOHB: final evaluation leaves #%d out: %s", left.number, left.why)
     want_baseline = bool(settings.final_evaluation.get("baseline"))
     if (done := previous(evaluations.sweep_dir, [c.number for c in chosen], want_baseline)) is not None:
         log.info("BOHB: final evaluation of #%s already in %s", chosen[0].number, names.FINAL_FILE)
@@ -206,20 +138,22 @@ def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] |
     table = [
         {
             "configuration": c.number,
-            "search_value": c.last.value if c.state == _view.COMPLETE else c.values[c.epochs][0],
+            "search_value": _candidates.points(c)[max(_candidates.points(c))],
             "search_epochs": c.epochs,
             **records[f"{names.CANDIDATE}-{c.number}"],
         }
         for c in chosen
     ]
     record: dict[str, Any] = {"candidates": table}
+    if choice.left_out:
+        record["left_out"] = [{"configuration": left.number, "why": left.why} for left in choice.left_out]
     if not scored:
         record["incumbent"] = {"state": names.FAILED, "reason": "every candidate's retraining failed"}
     else:
         sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
         pick, pick_record = min(scored, key=lambda item: sign * float(item[1]["value"]))
         why = (
-            f"best {_number(float(pick_record['value']))} of {len(scored)} retrained candidates"
+            f"best {number(float(pick_record['value']))} of {len(scored)} retrained candidates"
             if len(scored) > 1
             else "the only candidate"
         )

@@ -51,7 +51,7 @@ class Progress:
         started = len(configs)
         line = (
             f"[{started:>{len(str(self.n_trials))}}/{self.n_trials}] {name:<5s} {state:<8s} {epochs}"
-            f"value {value_text}  {best_text}  elapsed {_clock(self.elapsed())}"
+            f"value {value_text}  {best_text}  elapsed {hms(self.elapsed())}"
         )
         reason = trial.user_attrs.get(FAIL_REASON_ATTR)
         if reason and state == "INTERRUPTED":
@@ -79,7 +79,7 @@ def _last_value(trial: optuna.trial.FrozenTrial) -> str:
     return f"{values[max(values)][0]:.4f}" if values else "-"
 
 
-def _clock(seconds: float) -> str:
+def hms(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"

@@ -106,6 +106,7 @@ class BOHBSweep:
             study=study, settings=settings, space=space, sweep_dir=self.sweep_dir, launcher=self.launcher,
             storage_url=self.storage_url, shown_storage=self._shown_storage,
             logging_overrides=self.logging_overrides, sweep_run=self.sweep_run, checkpoints=self.checkpoints,
+            n_workers=self._n_workers(),
         )  # fmt: skip
         self.loop.heartbeats.start()
         try:
@@ -127,6 +128,11 @@ class BOHBSweep:
             )
         if self.loop.stop_reason:
             exit_with(self.loop.stop_reason)
+        if end.interrupted:
+            exit_with(
+                f"interrupted in the {end.interrupted}: what it finished is kept and not run again; "
+                f"{self._resume_hint()}"
+            )
 
     def _started(self, view: StudyView, running: int) -> str:
         started = len(view.configurations)

@@ -118,6 +118,8 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         _check_importable(
             f"{name}._target_", node.get("_target_"), f"use e.g. hydra/sweeper/{name}={example}"
         )
+    final_evaluation = cast(dict[str, Any], _plain(get("final_evaluation")))
+    _check_final_evaluation(final_evaluation)
     budget = _check_budget(get("budget"), pruner)
     scheduler = _check_scheduler(pruner, budget, len(directions))
     return Settings(
@@ -140,7 +142,7 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         figures=bool(get("figures", True)),
         tracking_key=get("tracking_key"),
         console=console,
-        final_evaluation=cast(dict[str, Any], _plain(get("final_evaluation"))),
+        final_evaluation=final_evaluation,
         params=cast(dict[str, Any], _plain(get("params"))),
         conditions=cast(dict[str, str], _plain(get("conditions"))),
         custom_search_space=get("custom_search_space"),
@@ -165,6 +167,21 @@ def _check_objectives(direction: Any, objective: Any) -> tuple[list[str], list[s
             f"hydra.sweeper.direction gives {len(directions)}: give one direction per objective"
         )
     return directions, objectives
+
+
+def _check_final_evaluation(final: Mapping[str, Any]) -> None:
+    top_k, max_gap = final.get("top_k", 1), final.get("max_gap")
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise SweepConfigError(
+            f"hydra.sweeper.final_evaluation.top_k={top_k} must be a whole number >= 1 (candidates retrained)"
+        )
+    if max_gap is not None and (
+        isinstance(max_gap, bool) or not isinstance(max_gap, (int, float)) or not max_gap >= 0
+    ):
+        raise SweepConfigError(
+            f"hydra.sweeper.final_evaluation.max_gap={max_gap} must be a number >= 0 (or null: the top_k "
+            "however far behind)"
+        )
 
 
 def _check_budget(budget: Any, pruner: Mapping[str, Any]) -> int:
