@@ -52,10 +52,11 @@ def test_defaults_serve_any_app() -> None:
         "mode": "promotion",
     }  # fmt: skip
     assert checked.budget_key is None and checked.tracking_key is None and checked.objectives is None
-    assert checked.directions == ["maximize"] and not checked.multi_objective
+    # The official sweeper's default; a resumed study keeps its own (tests/test_migration.py).
+    assert checked.directions == ["minimize"] and not checked.multi_objective and not checked.direction_given
     assert checked.report is None and checked.preflight_check is None
     assert not checked.final_evaluation_enabled
-    assert checked.n_trials == 20 and checked.direction == "maximize"
+    assert checked.n_trials == 20 and checked.direction == "minimize"
 
 
 def test_the_budget_set_as_max_resource_still_works() -> None:

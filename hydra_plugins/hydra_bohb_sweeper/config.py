@@ -87,8 +87,9 @@ class BOHBSweeperConf:
     sampler: Any = MISSING
     pruner: Any = MISSING
     # maximize | minimize, or a list of them: one per objective (a multi-objective study; Hyperband then
-    # ranks trials by Pareto front and crowding distance).
-    direction: Any = "maximize"
+    # ranks trials by Pareto front and crowding distance). null: minimize for a new study, as the
+    # official Optuna sweeper does, and a resumed study's own direction.
+    direction: Any = None
     # What the job returns: null means a number (a list with several objectives); a key name (a list of
     # them) means a mapping holding the objective(s) under that key(s), whose other entries are recorded
     # on the trial as metrics.

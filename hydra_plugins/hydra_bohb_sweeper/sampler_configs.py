@@ -86,6 +86,9 @@ class CmaEsSamplerConf(SamplerConf):
     use_separable_cma: bool = False
     with_margin: bool = False
     lr_adapt: bool = False
+    # Warm start from another study's finished trials (a list of FrozenTrial, e.g. a `_target_` node
+    # of a function that loads them); the official sweeper's config has it too.
+    source_trials: Optional[Any] = None
 
 
 @dataclass
@@ -124,6 +127,9 @@ class GridSamplerConf(SamplerConf):
     sweeper builds the grid, and caps n_trials at its size); the seed fixes the order of the points."""
 
     _target_: str = "optuna.samplers.GridSampler"
+    # The official sweeper's config instantiates the grid as a partial and fills in search_space; this
+    # sweeper builds it from `params` itself, so the key is accepted and changes nothing.
+    _partial_: bool = True
 
 
 @dataclass

@@ -35,7 +35,12 @@ from hydra_plugins.hydra_bohb_sweeper._setup.custom_search_space import custom_o
 from hydra_plugins.hydra_bohb_sweeper._setup.preflight import budget_override, prepare
 from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError, suggest
 from hydra_plugins.hydra_bohb_sweeper._setup.settings import SweepConfigError
-from hydra_plugins.hydra_bohb_sweeper._study.open import keep_password_out_of_files, open_study, storage_url
+from hydra_plugins.hydra_bohb_sweeper._study.open import (
+    keep_password_out_of_files,
+    open_study,
+    storage_url,
+    with_study_directions,
+)
 from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 from hydra_plugins.hydra_bohb_sweeper._study.view import INTERRUPTED as CONFIG_INTERRUPTED
 from hydra_plugins.hydra_bohb_sweeper._study.view import RUNNING, StudyView
@@ -69,6 +74,7 @@ class BOHBSweep:
             quiet = _console.wants_quiet(settings.console, self.config.hydra.verbose)
             with _console.optuna_warnings_only(quiet):
                 study = open_study(settings, self.storage_url)
+            settings = with_study_directions(settings, study)
         except (SweepConfigError, SearchSpaceError) as exc:
             exit_with(str(exc))
         self.settings, self.space, self.scheduler = settings, space, settings.scheduler
@@ -91,10 +97,9 @@ class BOHBSweep:
         view = self.loop.read()
         running = len(view.running)
         log.info(
-            "BOHB: study %r in %s: %s; %d worker(s); budget %d epochs; %d parameters; %s",
+            "BOHB: study %r in %s: %s; %d worker(s); %d parameters; %s",
             settings.study_name, redact(self.storage_url), self._started(view, running),
-            self._n_workers(), settings.budget, len(space.distributions),
-            self.scheduler.describe(len(settings.directions)),
+            self._n_workers(), len(space.distributions), self._schedule(view),
         )  # fmt: skip
         wandb_settings = (
             OmegaConf.select(self.config, settings.tracking_key) if settings.tracking_key else None
@@ -137,12 +142,26 @@ class BOHBSweep:
     def _started(self, view: StudyView, running: int) -> str:
         started = len(view.configurations)
         if started >= self.settings.n_trials and not running:
+            more = 2 * self.settings.n_trials
             return (
-                f"{started} of {self.settings.n_trials} configurations started already (raise "
-                "hydra.sweeper.n_trials to add more)"
+                f"{started} of {self.settings.n_trials} configurations already, nothing to run (n_trials "
+                f"counts the study's configurations; hydra.sweeper.n_trials={more} adds {more - started})"
             )
         elsewhere = f", {running} trial(s) running elsewhere" if running else ""
         return f"{started} of {self.settings.n_trials} configurations started{elsewhere}"
+
+    def _schedule(self, view: StudyView) -> str:
+        """The budget and the scheduler, for jobs that report epochs. An app that gets no budget
+        (budget_key unset) and whose trials reported no epoch so far runs each job to its end: it
+        is not told about rungs it never had."""
+        reported = any(c.values for c in view.configurations.values())
+        if self.settings.budget_key is None and not reported:
+            return (
+                "each job runs to its end (it reports no epochs; Hyperband compares jobs that report them "
+                "through hydra_plugins.hydra_bohb_sweeper.client)"
+            )
+        schedule = self.scheduler.describe(len(self.settings.directions))
+        return f"budget {self.settings.budget} epochs; {schedule}"
 
     def _resume_hint(self) -> str:
         if self.settings.storage is None:

@@ -62,6 +62,12 @@ def prepare_sampler(
         sampler, n_trials = _grid(sampler, target, space, settings.params, arguments, n_trials)
     elif target is optuna.samplers.BruteForceSampler:
         sampler = {**sampler, "_target_": BRUTE_FORCE_TARGET}
+    elif (
+        target is optuna.samplers.TPESampler and sampler.get("multivariate") is False and sampler.get("group")
+    ):
+        # `group` is this group's default, and Optuna refuses it without multivariate densities: the
+        # official sweeper's configs say `multivariate: false`, which then means independent TPE.
+        sampler = {**sampler, "group": False}
     return dataclasses.replace(settings, sampler=sampler, n_trials=n_trials)
 
 

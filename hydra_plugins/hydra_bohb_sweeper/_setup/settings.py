@@ -54,6 +54,9 @@ class Settings:
     params: dict[str, Any] = field(default_factory=dict)
     conditions: dict[str, str] = field(default_factory=dict)
     custom_search_space: str | None = None  # fn(cfg, trial) that suggests more parameters
+    # False: `direction` was unset, so a new study minimizes (as the official sweeper's) and a resumed
+    # one keeps its own directions (see _study/open.py).
+    direction_given: bool = True
 
     @property
     def final_evaluation_enabled(self) -> bool:
@@ -89,9 +92,8 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         raise SweepConfigError(f"hydra.sweeper.n_trials={n_trials} must be a positive integer")
     if not isinstance(n_jobs, int) or n_jobs <= 0:
         raise SweepConfigError(f"hydra.sweeper.n_jobs={n_jobs} must be a positive integer")
-    directions, objectives = _check_objectives(
-        _listed(get("direction", "maximize")), _listed(get("objective"))
-    )
+    direction = _listed(get("direction"))
+    directions, objectives = _check_objectives(direction, _listed(get("objective")))
     max_failure_rate = get("max_failure_rate", 0.5)
     if not 0.0 <= max_failure_rate <= 1.0:
         raise SweepConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate} must be in [0, 1]")
@@ -146,13 +148,17 @@ def check_settings(raw: Mapping[str, Any], job_name: str) -> Settings:
         params=cast(dict[str, Any], _plain(get("params"))),
         conditions=cast(dict[str, str], _plain(get("conditions"))),
         custom_search_space=get("custom_search_space"),
+        direction_given=direction is not None,
     )
 
 
 def _check_objectives(direction: Any, objective: Any) -> tuple[list[str], list[str] | None]:
     """One direction per objective; with several objectives the job returns a mapping that names them
-    (`objective: [acc, n_parameters]`) or a list in the order of `direction`."""
-    directions = [direction] if isinstance(direction, str) else list(direction or [])
+    (`objective: [acc, n_parameters]`) or a list in the order of `direction`. No direction: minimize
+    each objective, as the official sweeper does."""
+    if direction is None:
+        direction = ["minimize"] * (len(objective) if isinstance(objective, list) else 1)
+    directions = [direction] if isinstance(direction, str) else list(direction)
     for value in directions:
         if value not in ("maximize", "minimize"):
             raise SweepConfigError(

@@ -1,11 +1,13 @@
 """Opening (or resuming) the sweep's study, and keeping its storage password out of every file.
 
 A resumed study keeps its trials; the sampler's seed is offset by the trials it already has, so the
-first run's proposals are not replayed, and a study may not change its direction.
+first run's proposals are not replayed, and a study may not change its direction (an unset direction
+is the study's own when it exists, minimize when it is new).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import warnings
@@ -58,7 +60,7 @@ def open_study(settings: Settings, url: str) -> optuna.Study:
             load_if_exists=True,
         )
     created = [d.name.lower() for d in study.directions]
-    if created != settings.directions:
+    if settings.direction_given and created != settings.directions:
         raise SweepConfigError(
             f"study {settings.study_name!r} in {redact(url)} was created to {', '.join(created)}; "
             f"hydra.sweeper.direction={', '.join(settings.directions)} cannot change that: "
@@ -68,8 +70,22 @@ def open_study(settings: Settings, url: str) -> optuna.Study:
     with warnings.catch_warnings():  # "experimental" since Optuna 3.2
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # What optuna-dashboard and Optuna's plots call the objective.
-        study.set_metric_names(settings.objectives or metric_names(len(settings.directions)))
+        study.set_metric_names(settings.objectives or metric_names(len(study.directions)))
     return study
+
+
+def with_study_directions(settings: Settings, study: optuna.Study) -> Settings:
+    """Settings whose unset `direction` is the opened study's own: minimize for a study this sweep
+    created, what it was created with for one it resumes (a rerun never flips a study's direction)."""
+    if settings.direction_given:
+        return settings
+    directions = [d.name.lower() for d in study.directions]
+    if settings.objectives is not None and len(settings.objectives) != len(directions):
+        raise SweepConfigError(
+            f"study {settings.study_name!r} has {len(directions)} objective(s) ({', '.join(directions)}) but "
+            f"hydra.sweeper.objective names {len(settings.objectives)}: name one per objective"
+        )
+    return dataclasses.replace(settings, directions=directions)
 
 
 def keep_scheduler(study: optuna.Study, scheduler: Scheduler, shown_url: str) -> None:
