@@ -125,6 +125,7 @@ def test_a_diverged_configuration_stops_at_its_rung_and_takes_no_place(tmp_path:
 
 
 # --- 2. Ctrl-C in a continuation --------------------------------------------------------------------------
+@pytest.mark.slow  # three sweeps of the cheap app and an uninterrupted reference
 def test_ctrl_c_in_a_continuation_keeps_its_configuration_resumable(tmp_path: Path) -> None:
     """Invariant: a configuration whose continuation Ctrl-C stopped keeps the checkpoint it resumed
     from, and the rerun continues it from there (it used to be failed, its checkpoint deleted, and its
@@ -162,6 +163,7 @@ def cheap_curve(params: dict[str, Any], epoch: int) -> float:
 
 
 # --- 3. a finished sweep, extended ------------------------------------------------------------------------
+@pytest.mark.slow  # a sweep, then the extended one
 def test_an_extended_sweep_never_waits_for_configurations_whose_checkpoints_it_discarded(
     tmp_path: Path,
 ) -> None:

@@ -115,6 +115,7 @@ def _evaluations_log(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+@pytest.mark.slow  # three sweeps with their final evaluations
 def test_an_interrupted_final_evaluation_resumes_and_a_rerun_trains_nothing(tmp_path: Path) -> None:
     """Invariant: a candidate (or the baseline) whose job ended keeps its result and is never trained
     again: not after Ctrl-C in the next job, not in a rerun of the finished sweep. The path: the real

@@ -30,6 +30,7 @@ def storage(tmp_path: Path) -> str:
     return f"sqlite:///{copy}"
 
 
+@pytest.mark.slow  # a study of 0383986 resumed by a whole sweep
 @pytest.mark.parametrize(
     ("study_name", "overrides"),
     [

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 import pytest
 from hydra.utils import instantiate
-from sweeps import compose_sweep, scratch_dir, sweep_in_process, sweeper_settings
+from sweeps import Sweep, compose_sweep, scratch_dir, sweep_in_process, sweeper_settings
 
 from hydra_plugins.hydra_bohb_sweeper._setup.preflight import prepare
 
@@ -86,24 +86,31 @@ def test_every_key_of_the_official_sampler_configs_is_accepted(group: str) -> No
 def test_an_unset_direction_minimizes_a_new_study_and_keeps_a_resumed_ones(root: Path) -> None:
     """As the official sweeper: `direction` unset minimizes. A study created to maximize (this app's
     presets say so) and rerun without a direction goes on maximizing: a rerun never flips it."""
-    new = sweep_in_process(root / "minimize", "hydra.sweeper.direction=null", "hydra.sweeper.n_trials=4")
+    new = sweep_in_process(root / "minimize", "hydra.sweeper.direction=null", "hydra.sweeper.n_trials=3")
     new.assert_ok()
     assert new.results is not None and new.results["direction"] == "minimize"
     complete = [t.value for t in new.of_state(optuna.trial.TrialState.COMPLETE)]
     assert new.results["best_value"] == min(complete)
 
-    first = sweep_in_process(root / "kept", "hydra.sweeper.n_trials=3")  # the app's maximize
+    first = sweep_in_process(root / "kept", "hydra.sweeper.n_trials=2")  # the app's maximize
     first.assert_ok()
-    more = sweep_in_process(root / "kept", "hydra.sweeper.direction=null", "hydra.sweeper.n_trials=5")
+    more = sweep_in_process(root / "kept", "hydra.sweeper.direction=null", "hydra.sweeper.n_trials=3")
     more.assert_ok()
     assert more.results is not None and more.results["direction"] == "maximize"
-    assert len(more.view.configurations if more.view else {}) == 5
+    assert len(more.view.configurations if more.view else {}) == 3
 
 
-def test_a_rerun_of_a_finished_study_says_so_in_one_line_and_how_to_add_more(root: Path) -> None:
+@pytest.fixture(scope="module")
+def finished(root: Path) -> Sweep:
+    """A finished sweep of the cheap app with the sweeper's defaults: n_trials 3."""
+    run = sweep_in_process(root / "finished", "hydra.sweeper.n_trials=3")
+    run.assert_ok()
+    return run
+
+
+def test_a_rerun_of_a_finished_study_says_so_in_one_line_and_how_to_add_more(finished: Sweep) -> None:
     """n_trials counts the study's configurations (the official sweeper runs n_trials more each time)."""
-    sweep_in_process(root / "rerun", "hydra.sweeper.n_trials=3").assert_ok()
-    rerun = sweep_in_process(root / "rerun", "hydra.sweeper.n_trials=3")
+    rerun = sweep_in_process(finished.sweep_dir, "hydra.sweeper.n_trials=3")
     rerun.assert_ok()
     (line,) = [line for line in rerun.stdout.splitlines() if "3 of 3 configurations" in line]
     assert "nothing to run" in line and "hydra.sweeper.n_trials=6 adds 3)" in line
@@ -129,17 +136,15 @@ def test_an_app_that_reports_no_epochs_is_not_told_about_rungs(root: Path) -> No
 def test_the_default_failure_rate_lets_a_failed_trial_pass(root: Path) -> None:
     """max_failure_rate 0.5 by default (the official 0.0 stops the sweep at the first failed trial)."""
     run = sweep_in_process(
-        root / "fails", "hydra.sweeper.n_trials=6", "+hydra.sweeper.params.fail='choice(true, false)'"
+        root / "fails", "hydra.sweeper.n_trials=4", "+hydra.sweeper.params.fail='choice(true, false)'"
     )
     run.assert_ok()
     assert run.results is not None and run.results["n_failed"] >= 1 and run.results["n_complete"] >= 1
 
 
-def test_by_default_one_trial_runs_at_a_time_under_hyperband(root: Path) -> None:
+def test_by_default_one_trial_runs_at_a_time_under_hyperband(finished: Sweep) -> None:
     """n_jobs 1 (official: 2) and the Hyperband pruner (official: none) when the config sets neither."""
-    run = sweep_in_process(root / "defaults", "hydra.sweeper.n_trials=3")
-    run.assert_ok()
-    (first,) = [line for line in run.stdout.splitlines() if "configurations started" in line]
+    (first,) = [line for line in finished.stdout.splitlines() if "configurations started" in line]
     assert "1 worker(s)" in first and "Hyperband at epochs 1, 3 of 9" in first
 
 
