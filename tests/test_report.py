@@ -367,3 +367,12 @@ def test_the_report_shows_the_final_picks_candidates_and_its_configuration(
         assert f"| #{candidate['configuration']} |" in text
     assert f"Picked: {sweeps[0].study.study_name}: #{pick}, {final['incumbent']['chosen_because']}." in text
     assert f"## Best configuration (the final pick, #{pick})" in text
+
+
+def test_the_report_names_the_configurations_left_out_of_the_final_evaluation(
+    sweeps: list[report.Sweep], tmp_path: Path
+) -> None:
+    why = "0.166 at epoch 1 against 0.439 for #1: 0.273 behind, more than 0.5 x 0.28"
+    final = {**sweeps[0].final, "left_out": [{"configuration": 5, "why": why}]}
+    text = report.write_report(tmp_path, [dataclasses.replace(sweeps[0], final=final)])["report"].read_text()
+    assert f"| #5 | not retrained: {why} |" in text

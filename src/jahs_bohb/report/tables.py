@@ -111,4 +111,7 @@ def final_pick_rows(bohb: list[Sweep]) -> list[str]:
             )
         if why := (sweep.final.get("incumbent") or {}).get("chosen_because"):
             reasons.append(f"{sweep.study.study_name}: #{pick}, {why}")
+        for left in sweep.final.get("left_out") or []:  # far behind the best: not retrained
+            name, number = sweep.study.study_name, left["configuration"]
+            rows.append(f"| {name} | #{number} | not retrained: {left['why']} | | |")
     return [*rows, "", *(f"Picked: {reason}." for reason in reasons)] if len(rows) > 2 else []
