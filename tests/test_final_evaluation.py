@@ -168,7 +168,7 @@ def test_candidates_run_on_the_sweeps_workers_and_ctrl_c_keeps_those_that_ended(
         "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=6",
         "hydra.sweeper.final_evaluation.enabled=true", "hydra.sweeper.final_evaluation.top_k=3",
         "hydra.sweeper.final_evaluation.max_gap=null", "hydra.sweeper.final_evaluation.baseline=true",
-        f'hydra.sweeper.final_evaluation.overrides=["max_epochs=12","sleep_s=0.3","epochs_log={epochs}"]',
+        f'hydra.sweeper.final_evaluation.overrides=["max_epochs=12","sleep_s=0.5","epochs_log={epochs}"]',
     ]  # fmt: skip
     first = subprocess.Popen(
         command, env=app_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
