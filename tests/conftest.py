@@ -54,6 +54,7 @@ LONGEST_FIRST = (
     "test_sampler_groups.py",  # ~50 s: a sweep per sampler group
     "test_search_quality.py",  # ~45 s where its venv exists
     "test_simulation.py",  # ~30 s: 532 schedules of the fault simulation
+    "test_final_evaluation.py",  # ~25 s: an interrupted final evaluation, in process and on the CLI
     "test_sweep_e2e_pareto.py",  # ~27 s
     "test_sweeper_cli.py",  # ~27 s
     "test_sweeper.py",  # ~26 s
@@ -62,6 +63,7 @@ LONGEST_FIRST = (
     "test_sweeper_dist.py",  # ~18 s with pip's cache warm: a fresh venv from the sweeper's wheel
     "test_train_cli.py",  # ~16 s
     "test_fault_cases.py",  # ~16 s
+    "test_migration.py",  # ~12 s: a sweep per difference from the official sweeper
 )
 
 

@@ -166,7 +166,7 @@ def test_candidates_run_on_the_sweeps_workers_and_ctrl_c_keeps_those_that_ended(
     command = [
         sys.executable, str(CHEAP_APP), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=6",
-        "hydra.sweeper.final_evaluation.enabled=true", "hydra.sweeper.final_evaluation.top_k=3",
+        "hydra.sweeper.final_evaluation.enabled=true", "hydra.sweeper.final_evaluation.top_k=2",
         "hydra.sweeper.final_evaluation.max_gap=null", "hydra.sweeper.final_evaluation.baseline=true",
         f'hydra.sweeper.final_evaluation.overrides=["max_epochs=12","sleep_s=0.5","epochs_log={epochs}"]',
     ]  # fmt: skip
@@ -195,8 +195,8 @@ def test_candidates_run_on_the_sweeps_workers_and_ctrl_c_keeps_those_that_ended(
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     shown = [line for line in rerun.stdout.splitlines() if "BOHB: [" in line]
     kept = {line.split("] ")[-1].split()[0] for line in shown if "kept from an earlier run" in line}
-    assert kept == ended and len(shown) == 4  # one line per evaluation: 3 candidates and the baseline
+    assert kept == ended and len(shown) == 3  # one line per evaluation: 2 candidates and the baseline
     record = yaml.safe_load((sweep_dir / FINAL_FILE).read_text())
-    assert len(record["candidates"]) == 3 and record["baseline"]["state"] == "complete"
+    assert len(record["candidates"]) == 2 and record["baseline"]["state"] == "complete"
     # Each evaluation that had not ended trained its 12 epochs again; those that had, none.
-    assert len(epochs.read_text().splitlines()) - len(lines) == 12 * (4 - len(ended))
+    assert len(epochs.read_text().splitlines()) - len(lines) == 12 * (3 - len(ended))
