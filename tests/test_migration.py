@@ -83,6 +83,7 @@ def test_every_key_of_the_official_sampler_configs_is_accepted(group: str) -> No
     assert isinstance(sampler, optuna.samplers.BaseSampler)
 
 
+@pytest.mark.slow  # three sweeps, one resumed
 def test_an_unset_direction_minimizes_a_new_study_and_keeps_a_resumed_ones(root: Path) -> None:
     """As the official sweeper: `direction` unset minimizes. A study created to maximize (this app's
     presets say so) and rerun without a direction goes on maximizing: a rerun never flips it."""
@@ -108,6 +109,7 @@ def finished(root: Path) -> Sweep:
     return run
 
 
+@pytest.mark.slow  # a sweep, then its rerun
 def test_a_rerun_of_a_finished_study_says_so_in_one_line_and_how_to_add_more(finished: Sweep) -> None:
     """n_trials counts the study's configurations (the official sweeper runs n_trials more each time)."""
     rerun = sweep_in_process(finished.sweep_dir, "hydra.sweeper.n_trials=3")

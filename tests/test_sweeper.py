@@ -179,6 +179,7 @@ def test_results_file(root: Path) -> None:
     assert "hydra" not in best_config
 
 
+@pytest.mark.slow  # a sweep, then its resumption
 def test_resume_runs_only_the_missing_configurations_with_new_parameters(root: Path) -> None:
     runs = [sweep_in_process(root / "resume", f"hydra.sweeper.n_trials={n}") for n in (3, 5, 5)]
     for run in runs:
