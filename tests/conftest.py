@@ -54,7 +54,7 @@ LONGEST_FIRST = (
     "test_sampler_groups.py",  # ~50 s: a sweep per sampler group
     "test_search_quality.py",  # ~45 s where its venv exists
     "test_simulation.py",  # ~30 s: 532 schedules of the fault simulation
-    "test_final_evaluation.py",  # ~25 s: an interrupted final evaluation, in process and on the CLI
+    "test_final_evaluation.py",  # ~20 s: an interrupted final evaluation, in process and on the CLI
     "test_sweep_e2e_pareto.py",  # ~27 s
     "test_sweeper_cli.py",  # ~27 s
     "test_sweeper.py",  # ~26 s

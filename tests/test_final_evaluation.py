@@ -123,11 +123,11 @@ def test_an_interrupted_final_evaluation_resumes_and_a_rerun_trains_nothing(tmp_
     sweep_dir, countdown, epochs = tmp_path / "sweep", tmp_path / "countdown", tmp_path / "epochs.log"
     countdown.write_text("2")  # the first evaluation runs; the second is interrupted
     final = [
-        "hydra.sweeper.n_trials=8", "hydra.sweeper.final_evaluation.enabled=true",
+        "hydra.sweeper.n_trials=6", "hydra.sweeper.final_evaluation.enabled=true",
         "hydra.sweeper.final_evaluation.baseline=true", "hydra.sweeper.final_evaluation.top_k=2",
         "hydra.sweeper.final_evaluation.max_gap=null",
         "hydra.sweeper.final_evaluation.overrides="
-        f'["max_epochs=20","ctrl_c_countdown={countdown}","epochs_log={epochs}"]',
+        f'["max_epochs=10","ctrl_c_countdown={countdown}","epochs_log={epochs}"]',
     ]  # fmt: skip
     interrupted = sweep_in_process(sweep_dir, *final)
     assert interrupted.returncode == 2
@@ -136,7 +136,7 @@ def test_an_interrupted_final_evaluation_resumes_and_a_rerun_trains_nothing(tmp_
     (first,) = [p.parent for p in sweep_dir.glob(f"*/{RECORD_FILE}")]
     assert first.name.startswith("candidate-")
     trained = len(_evaluations_log(epochs))
-    assert trained == 20  # the first candidate's 20 epochs; the second job stopped before its first
+    assert trained == 10  # the first candidate's 10 epochs; the second job stopped before its first
 
     resumed = sweep_in_process(sweep_dir, *final)
     resumed.assert_ok()
@@ -146,13 +146,13 @@ def test_an_interrupted_final_evaluation_resumes_and_a_rerun_trains_nothing(tmp_
     record = yaml.safe_load((sweep_dir / FINAL_FILE).read_text())
     assert [c["state"] for c in record["candidates"]] == ["complete", "complete"]
     assert record["incumbent"]["state"] == "complete" and record["baseline"]["state"] == "complete"
-    # The second candidate and the baseline trained 20 epochs each; the first never again.
-    assert len(_evaluations_log(epochs)) == trained + 40
+    # The second candidate and the baseline trained 10 epochs each; the first never again.
+    assert len(_evaluations_log(epochs)) == trained + 20
     assert int(countdown.read_text()) < 0  # every job that started counted itself
 
     again = sweep_in_process(sweep_dir, *final)
     again.assert_ok()
-    assert len(_evaluations_log(epochs)) == trained + 40  # a rerun of a finished sweep trains nothing
+    assert len(_evaluations_log(epochs)) == trained + 20  # a rerun of a finished sweep trains nothing
     assert yaml.safe_load((sweep_dir / FINAL_FILE).read_text()) == record
 
 
@@ -165,10 +165,10 @@ def test_candidates_run_on_the_sweeps_workers_and_ctrl_c_keeps_those_that_ended(
     sweep_dir, epochs = tmp_path / "sweep", tmp_path / "epochs.log"
     command = [
         sys.executable, str(CHEAP_APP), "-m", f"hydra.sweep.dir={sweep_dir}", "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=6",
+        "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4",
         "hydra.sweeper.final_evaluation.enabled=true", "hydra.sweeper.final_evaluation.top_k=2",
         "hydra.sweeper.final_evaluation.max_gap=null", "hydra.sweeper.final_evaluation.baseline=true",
-        f'hydra.sweeper.final_evaluation.overrides=["max_epochs=12","sleep_s=0.5","epochs_log={epochs}"]',
+        f'hydra.sweeper.final_evaluation.overrides=["max_epochs=8","sleep_s=0.5","epochs_log={epochs}"]',
     ]  # fmt: skip
     first = subprocess.Popen(
         command, env=app_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -198,5 +198,5 @@ def test_candidates_run_on_the_sweeps_workers_and_ctrl_c_keeps_those_that_ended(
     assert kept == ended and len(shown) == 3  # one line per evaluation: 2 candidates and the baseline
     record = yaml.safe_load((sweep_dir / FINAL_FILE).read_text())
     assert len(record["candidates"]) == 2 and record["baseline"]["state"] == "complete"
-    # Each evaluation that had not ended trained its 12 epochs again; those that had, none.
-    assert len(epochs.read_text().splitlines()) - len(lines) == 12 * (3 - len(ended))
+    # Each evaluation that had not ended trained its 8 epochs again; those that had, none.
+    assert len(epochs.read_text().splitlines()) - len(lines) == 8 * (3 - len(ended))
