@@ -29,6 +29,7 @@ from hydra_plugins.hydra_bohb_sweeper._outputs.files import write_yaml
 from hydra_plugins.hydra_bohb_sweeper._running.jobs import identity_overrides
 from hydra_plugins.hydra_bohb_sweeper._running.outcome import Outcome, one_line, outcome_of
 from hydra_plugins.hydra_bohb_sweeper._running.progress import hms
+from hydra_plugins.hydra_bohb_sweeper._running.workers import run_on_workers
 from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings
 from hydra_plugins.hydra_bohb_sweeper._study.storage import redact
 
@@ -86,21 +87,11 @@ class Evaluations:
                     records[folder] = record
                     self._show(folder, record, len(records), len(jobs))
 
-        n_workers = min(self.n_workers, len(pending))
-        if n_workers == 1:
-            work()  # in this thread: Ctrl-C reaches the job, as in the search
-        else:
-            threads = [threading.Thread(target=work, name=f"bohb-final-{i}") for i in range(n_workers)]
-            for thread in threads:
-                thread.start()
-            try:
-                for thread in threads:
-                    thread.join()
-            except KeyboardInterrupt:
-                stop.set()
-                log.warning("BOHB: interrupted; waiting for the evaluations in flight to stop")
-                for thread in threads:
-                    thread.join()
+        def interrupted() -> None:
+            stop.set()
+            log.warning("BOHB: interrupted; waiting for the evaluations in flight to stop")
+
+        run_on_workers(work, min(self.n_workers, len(pending)), "bohb-final", interrupted)
         if stop.is_set():
             raise KeyboardInterrupt("final evaluation interrupted")
         return records

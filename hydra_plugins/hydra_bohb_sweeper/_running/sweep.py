@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from hydra_plugins.hydra_bohb_sweeper._running.jobs import identity_overrides
 from hydra_plugins.hydra_bohb_sweeper._running.loop import INTERRUPTED, SweepLoop
 from hydra_plugins.hydra_bohb_sweeper._running.outcome import Outcome, one_line, outcome_of
 from hydra_plugins.hydra_bohb_sweeper._running.progress import Progress
+from hydra_plugins.hydra_bohb_sweeper._running.workers import run_on_workers
 from hydra_plugins.hydra_bohb_sweeper._setup.custom_search_space import custom_overrides
 from hydra_plugins.hydra_bohb_sweeper._setup.preflight import budget_override, prepare
 from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpaceError, suggest
@@ -202,17 +202,11 @@ class BOHBSweep:
                 errors.append(exc)
                 self.loop.stop_reason = self.loop.stop_reason or f"a sweep worker crashed: {one_line(exc)}"
 
-        threads = [threading.Thread(target=guarded, name=f"bohb-worker-{i}") for i in range(n_workers)]
-        for thread in threads:
-            thread.start()
-        try:
-            for thread in threads:
-                thread.join()
-        except KeyboardInterrupt:
+        def interrupted() -> None:
             self.loop.stop_reason = INTERRUPTED
             log.warning("BOHB: interrupted; waiting for the trials in flight to finish")
-            for thread in threads:
-                thread.join()
+
+        run_on_workers(guarded, n_workers, "bohb-worker", interrupted)
         if errors and self.loop.stop_reason != INTERRUPTED:
             raise errors[0]
 
