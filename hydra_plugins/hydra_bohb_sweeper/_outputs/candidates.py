@@ -49,6 +49,12 @@ def points(config: _view.Configuration) -> dict[float, float]:
     return {epoch: value for epoch, value in found.items() if math.isfinite(value)}
 
 
+def search_value(config: _view.Configuration) -> float:
+    """What the search last saw of it: its value at the deepest epoch it reached."""
+    at = points(config)
+    return at[max(at)]
+
+
 def ranked(view: _view.StudyView, maximize: bool) -> list[_view.Configuration]:
     """The study's configurations best first (see the module's docstring)."""
     sign = -1.0 if maximize else 1.0
@@ -70,17 +76,18 @@ def choose(view: _view.StudyView, maximize: bool, top_k: int, max_gap: float | N
     if not order:
         return Choice([])
     best, sign = order[0], 1.0 if maximize else -1.0
-    unit = _typical_gap(order, sign)
+    at = {c.number: points(c) for c in order}  # each configuration's values, read once
+    unit = _typical_gap(list(at.values()), sign)
     if max_gap is None or unit is None:
         return Choice(order[:top_k])
     chosen, left_out = [best], []
     for config in order[1:top_k]:
-        shared = set(points(best)) & set(points(config))
+        shared = set(at[best.number]) & set(at[config.number])
         if not shared:  # never compared with the best (it cannot happen with rungs; kept to be safe)
             chosen.append(config)
             continue
         epoch = max(shared)
-        ahead, behind = points(best)[epoch], points(config)[epoch]
+        ahead, behind = at[best.number][epoch], at[config.number][epoch]
         gap = sign * (ahead - behind)
         if gap > max_gap * unit:
             where = "at the end" if epoch == FINAL else f"at epoch {int(epoch)}"
@@ -96,11 +103,11 @@ def choose(view: _view.StudyView, maximize: bool, top_k: int, max_gap: float | N
     return Choice(chosen, left_out)
 
 
-def _typical_gap(order: list[_view.Configuration], sign: float) -> float | None:
+def _typical_gap(all_points: list[dict[float, float]], sign: float) -> float | None:
     """How far the median configuration trailed the best at the first epoch every one reported (None:
     fewer than three configurations there, too few for a median that means anything)."""
-    first = min(min(points(c)) for c in order)
-    values = [points(c)[first] for c in order if first in points(c)]
+    first = min(min(at) for at in all_points)
+    values = [at[first] for at in all_points if first in at]
     if len(values) < 3:
         return None
     best = max(values) if sign > 0 else min(values)

@@ -138,7 +138,7 @@ def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] |
     table = [
         {
             "configuration": c.number,
-            "search_value": _candidates.points(c)[max(_candidates.points(c))],
+            "search_value": _candidates.search_value(c),
             "search_epochs": c.epochs,
             **records[f"{names.CANDIDATE}-{c.number}"],
         }
