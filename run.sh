@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The two commands of the README; each sets everything up first (idempotent, so rerunning is cheap):
 #   ./run.sh sweep [overrides...]   a real BOHB study: experiment=quick on a CPU, experiment=gpu with CUDA
+#                                   (unless an experiment=... override picks another, e.g. cell_quick)
 #   ./run.sh test  [pytest args...] lint, type checks and the test suite
 # VENV (default .venv) picks the virtual environment; PYTHON (default python3) the interpreter for it.
 set -euo pipefail
@@ -37,9 +38,14 @@ case "${1:-}" in
   sweep)
     shift
     setup
-    if has_cuda; then preset=gpu; else preset=quick; fi
-    echo "setup done; running: python train.py -m experiment=$preset $*"
-    exec "$VENV/bin/python" train.py -m "experiment=$preset" "$@"
+    # experiment=... on the command line picks the preset (experiment=cell_quick: the cell space).
+    preset=()
+    case " $* " in
+      *" experiment="*) ;;
+      *) if has_cuda; then preset=(experiment=gpu); else preset=(experiment=quick); fi ;;
+    esac
+    echo "setup done; running: python train.py -m ${preset[*]}${preset[*]:+ }$*"
+    exec "$VENV/bin/python" train.py -m "${preset[@]}" "$@"
     ;;
   test)
     shift

@@ -73,6 +73,9 @@ class FinalEvaluationConf:
     test_overrides: list[str] = field(default_factory=list)
     # Also run the job's default configuration (with the sweep's fixed overrides) the same way.
     baseline: bool = False
+    # Added to the baseline's overrides: a baseline other than the job's defaults, e.g. the seed's CNN
+    # for a sweep of another space ([model=cnn, optimizer=adam]).
+    baseline_overrides: list[str] = field(default_factory=list)
     # Several objectives: front points whose first objective is within this of the best count as as
     # good (0.005: half a point of accuracy); the cheapest of them is retrained too.
     tolerance: float = 0.005

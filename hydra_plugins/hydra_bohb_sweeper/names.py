@@ -16,6 +16,7 @@ STORAGE_FILE = "optuna.db"  # the default storage: a SQLite file
 OVERRIDES_ATTR = "overrides"  # the overrides that launched the trial (storage password redacted)
 OUTPUT_DIR_ATTR = "output_dir"  # the job's Hydra output directory
 FAIL_REASON_ATTR = "fail_reason"  # one line: why a FAIL trial failed
+STOP_REASON_ATTR = "stop_reason"  # one line: why a job stopped its own trial (optuna.TrialPruned's text)
 METRICS_ATTR = "metrics"  # what the job returned beside the objective (a mapping of scalars)
 SURPLUS_ATTR = "surplus"  # asked for when another sweeper had just taken the last slot; never run
 # {epoch: [value per objective]} of a multi-objective trial (Optuna's own per-step values take one).

@@ -42,11 +42,22 @@ class _Totals:
         self.count += n
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 class ImageClassifier(pl.LightningModule):
-    def __init__(self, net: nn.Module, optimizer: OptimizerFactory) -> None:
+    """lr_schedule "cosine" anneals the learning rate to 0 at every step over trainer.max_epochs: in a
+    sweep that is the budget of a full trial for every trial, so a configuration paused at a rung
+    resumes on the schedule it would have followed without the pause (the scheduler's state is in the
+    checkpoint), as JAHS-Bench-201's epochs follow one fixed 200-epoch schedule."""
+
+    def __init__(self, net: nn.Module, optimizer: OptimizerFactory, lr_schedule: str = "constant") -> None:
         super().__init__()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}")
         self.net = net
         self.optimizer_factory = optimizer
+        self.lr_schedule = lr_schedule
         self.n_parameters = count_parameters(net)
         self._totals = {"train": _Totals(), "val": _Totals(), "test": _Totals()}
         self.best_val_acc = -math.inf
@@ -117,4 +128,9 @@ class ImageClassifier(pl.LightningModule):
         self.history = list(state.get("history", []))
 
     def configure_optimizers(self) -> Any:
-        return self.optimizer_factory(params=self.parameters())
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.lr_schedule == "constant":
+            return optimizer
+        steps = int(self.trainer.estimated_stepping_batches)  # max_epochs x batches per epoch
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}

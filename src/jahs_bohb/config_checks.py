@@ -1,7 +1,8 @@
 """Reject out-of-range config values before anything trains, naming the field, the value and the fix.
 
 The allowed values are the seed study's Table 1 (plus the baseline's own choices, such as no hidden FC
-layer and no weight decay), so a single run and every sweep trial stay inside the studied space.
+layer and no weight decay) and JAHS-Bench-201's space for model=cell, so a single run and every sweep
+trial stay inside the studied spaces.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from jahs_bohb import cell_network
+from jahs_bohb.classifier import LR_SCHEDULES
 from jahs_bohb.errors import ConfigError
 from jahs_bohb.fashion_mnist import check_root
 
@@ -66,6 +69,15 @@ RULES: dict[str, OneOf | Between] = {
     "optimizer.lr": Between(1e-3, 1.0),
     "optimizer.weight_decay": Between(0.0, 1e-2),
     "trainer.max_epochs": Between(1, 10_000, integer=True),
+    "lr_schedule": OneOf(LR_SCHEDULES),
+    "data.trivial_augment": BOOL,
+    "data.crop_padding": Between(0, 14, integer=True),
+    # model=cell: JAHS-Bench-201's space
+    "model.depth": OneOf(cell_network.DEPTHS),
+    "model.width": OneOf(cell_network.WIDTHS),
+    "model.activation": OneOf(tuple(cell_network.ACTIVATIONS)),
+    "model.resolution": OneOf(cell_network.RESOLUTIONS),
+    **{f"model.cell.{edge}": OneOf(cell_network.OPS) for edge in cell_network.EDGES},
 }
 
 
@@ -97,6 +109,15 @@ def check_config(cfg: DictConfig) -> None:
     root = values.get("data", {}).get("root")
     if root is not None:
         check_root(root)  # a typo in data.root fails before anything is written
+
+
+def dead_cell(cfg: DictConfig) -> str | None:
+    """Why model=cell's cell computes nothing (no path of non-zero edges joins its input and output),
+    or None: a sweep refuses such a trial before training it, a single run ends with the reason."""
+    cell = cfg.get("model", {}).get("cell")
+    if cell is None or any(cell.get(edge) not in cell_network.OPS for edge in cell_network.EDGES):
+        return None
+    return cell_network.dead_cell_reason(cell)
 
 
 def _check_subset_sizes(values: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 
 from jahs_bohb import splits
-from jahs_bohb.augment import random_hflip, random_rotation
+from jahs_bohb.augment import random_crop, random_hflip, random_rotation, trivial_augment
 from jahs_bohb.fashion_mnist import load_fashion_mnist
 
 # Training-set statistics of Fashion-MNIST pixels in [0, 1].
@@ -35,10 +35,13 @@ class DeviceBatches:
         hflip: bool = False,
         rotation_degrees: float = 0.0,
         seed: int = 0,
+        trivial_augment: bool = False,
+        crop_padding: int = 0,
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size = batch_size
         self.shuffle, self.hflip, self.rotation_degrees = shuffle, hflip, rotation_degrees
+        self.trivial_augment, self.crop_padding = trivial_augment, crop_padding
         self.generator = torch.Generator(device=images.device)
         self.generator.manual_seed(seed)
 
@@ -62,9 +65,15 @@ class DeviceBatches:
             yield self._prepare(x), y
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.unsqueeze(1).float().div_(255.0)
+        # JAHS-Bench-201's order: TrivialAugment (on the 8-bit pixels, as on its images), flip, crop.
+        x = x.unsqueeze(1)
+        if self.trivial_augment:
+            x = trivial_augment(x, self.generator)
+        x = x.float().div_(255.0)
         if self.hflip:
             x = random_hflip(x, self.generator)
+        if self.crop_padding > 0:
+            x = random_crop(x, self.crop_padding, self.generator)
         if self.rotation_degrees > 0:
             x = random_rotation(x, self.rotation_degrees, self.generator)
         return x.sub_(MEAN).div_(STD)
@@ -87,6 +96,8 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         hflip: bool = False,
         rotation: bool = False,
         rotation_degrees: float = 10.0,
+        trivial_augment: bool = False,
+        crop_padding: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -95,6 +106,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         self.split_seed, self.seed = split_seed, seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.hflip, self.rotation, self.rotation_degrees = hflip, rotation, rotation_degrees
+        self.trivial_augment, self.crop_padding = trivial_augment, crop_padding
         self.source = ""
         self._tensors: dict[str, Batch] = {}
         self._train_batches: DeviceBatches | None = None
@@ -141,6 +153,8 @@ class FashionMNISTDataModule(pl.LightningDataModule):
             hflip=self.hflip,
             rotation_degrees=self.rotation_degrees if self.rotation else 0.0,
             seed=self.seed,
+            trivial_augment=self.trivial_augment,
+            crop_padding=self.crop_padding,
         )
         if self._resumed_generator is not None:
             self._train_batches.generator.set_state(self._resumed_generator)

@@ -28,13 +28,18 @@ from hydra_plugins.hydra_bohb_sweeper import client
 from jahs_bohb import backends
 from jahs_bohb.best_weights import BestWeights
 from jahs_bohb.classifier import ImageClassifier
-from jahs_bohb.config_checks import check_config
+from jahs_bohb.config_checks import check_config, dead_cell
 from jahs_bohb.datamodule import FashionMNISTDataModule
+from jahs_bohb.errors import ConfigError
 from jahs_bohb.trial_run import TrialRun
 
 log = logging.getLogger(__name__)
 # Lightning's start-up tips and a torch-internal deprecation add noise to every trial of a sweep.
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
+# The cosine schedule's horizon (estimated_stepping_batches) makes Lightning announce each trial's data.
+_NOISE = ("Tip:", "to estimate number of stepping batches")
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+    lambda r: not any(n in r.getMessage() for n in _NOISE)
+)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 # Lightning's fit asks SLURMEnvironment.detect() whatever environment the trainer runs in, and that
 # warns in every job on any machine with `srun` installed; the LightningEnvironment below is our answer.
@@ -66,7 +71,11 @@ def build(cfg: DictConfig) -> tuple[FashionMNISTDataModule, ImageClassifier]:
     pl.seed_everything(cfg.seed, verbose=False)
     backends.configure(tf32=cfg.get("tf32", True), threads=cfg.get("torch_threads"))
     datamodule: FashionMNISTDataModule = instantiate(cfg.data)
-    module = ImageClassifier(net=instantiate(cfg.model), optimizer=instantiate(cfg.optimizer))
+    module = ImageClassifier(
+        net=instantiate(cfg.model),
+        optimizer=instantiate(cfg.optimizer),
+        lr_schedule=cfg.get("lr_schedule", "constant"),
+    )
     return datamodule, module
 
 
@@ -86,6 +95,13 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     check_config(cfg)
     job = client.current_job()
     trial = client.current_trial()
+    if (dead := dead_cell(cfg)) is not None:
+        # A cell without a path from input to output would train to a constant guess. In a sweep it
+        # is stopped before its first epoch: the sampler ranks a stopped trial below every result and
+        # learns to avoid such cells; a failure would teach it nothing.
+        if trial is not None:
+            raise client.TrialPruned(f"refused before training: {dead}")
+        raise ConfigError(dead)
     output_dir = Path(output_dir) if output_dir is not None else Path.cwd()
 
     datamodule, module = build(cfg)
@@ -109,7 +125,9 @@ def train(cfg: DictConfig, output_dir: Path | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         # A promoted configuration continues from the checkpoint its previous trial paused with.
-        trainer.fit(module, datamodule=datamodule, ckpt_path=trial.resume_from if trial is not None else None)
+        # weights_only: the checkpoint holds tensors and plain values only (client.PruningCallback).
+        resume_from = trial.resume_from if trial is not None else None
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         if trainer.interrupted:  # Lightning swallows Ctrl-C; a sweep must not record a cut-short trial
             raise KeyboardInterrupt("training interrupted")
         if pruning is not None and pruning.paused_at_epoch is not None:

@@ -66,7 +66,9 @@ class PruningCallback(pl.Callback):
         # Saved here, not at validation: Lightning counts the epoch as done only after its end hooks,
         # and a checkpoint saved earlier would resume by replaying the end of that epoch.
         if self.paused_at_epoch is not None:
-            self.checkpoint = self.trial.save_checkpoint(lambda path: trainer.save_checkpoint(path))
+            self.checkpoint = self.trial.save_checkpoint(
+                lambda path: trainer.save_checkpoint(path, weights_only=False)  # the whole state
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in the checkpoint: the random number generators, so that the batches, augmentations

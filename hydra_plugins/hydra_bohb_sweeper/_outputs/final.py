@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from hydra_plugins.hydra_bohb_sweeper._outputs import candidates as _candidates
 from hydra_plugins.hydra_bohb_sweeper._outputs import pareto as _pareto
 from hydra_plugins.hydra_bohb_sweeper._outputs.evaluations import Evaluations, number
 from hydra_plugins.hydra_bohb_sweeper._outputs.files import write_yaml
-from hydra_plugins.hydra_bohb_sweeper._running.jobs import merge
+from hydra_plugins.hydra_bohb_sweeper._running.jobs import key_of, merge
 from hydra_plugins.hydra_bohb_sweeper._setup.preflight import budget_override
 from hydra_plugins.hydra_bohb_sweeper._setup.search_space import SearchSpace
 from hydra_plugins.hydra_bohb_sweeper._setup.settings import Settings
@@ -80,9 +81,15 @@ def _final_overrides(settings: Settings) -> list[str]:
     return list(settings.final_evaluation.get("overrides") or [])
 
 
-def _baseline_overrides(settings: Settings, space: SearchSpace) -> list[str]:
-    """The job's default configuration with the sweep's fixed overrides, at the search budget."""
-    return [*space.fixed.values(), *budget_override(settings)]
+def _baseline_overrides(settings: Settings, space: SearchSpace, extra: Sequence[str] = ()) -> list[str]:
+    """The job's default configuration with the sweep's fixed overrides at the search budget, then
+    `extra` (the final evaluation's), then the baseline's own overrides, which win over both."""
+    own = list(settings.final_evaluation.get("baseline_overrides") or [])
+    # A config group the baseline chooses (model=cnn) starts from that choice's defaults: the sweep's
+    # fixed overrides inside the group set the searched choice's fields (model.width=8), not its own.
+    chosen = tuple(f"{key_of(o)}." for o in own if "." not in key_of(o))
+    fixed = [o for o in space.fixed.values() if not key_of(o).startswith(chosen)]
+    return merge(merge([*fixed, *budget_override(settings)], extra), own)
 
 
 def _overrides_of(config: _view.Configuration) -> list[str]:
@@ -128,7 +135,7 @@ def _incumbent(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] |
         for c in chosen
     }
     if want_baseline:
-        jobs[names.BASELINE] = merge(merge(_baseline_overrides(settings, space), extra), test_extra)
+        jobs[names.BASELINE] = merge(_baseline_overrides(settings, space, extra), test_extra)
     records = evaluations.launch(jobs, env)
     scored = [
         (c, records[f"{names.CANDIDATE}-{c.number}"])
@@ -196,7 +203,7 @@ def _front(evaluations: Evaluations, space: SearchSpace) -> dict[str, Any] | Non
         for t in chosen.values()
     }
     jobs[BASELINE_SEARCH] = _baseline_overrides(settings, space)
-    jobs[names.BASELINE] = merge(_baseline_overrides(settings, space), extra)
+    jobs[names.BASELINE] = _baseline_overrides(settings, space, extra)
     numbers = ", ".join(dict.fromkeys(str(t.number) for t in chosen.values()))
     log.info("BOHB: final evaluation of trials %s (front of %d): %s", numbers, len(front), " ".join(extra))
     records = evaluations.launch(jobs)

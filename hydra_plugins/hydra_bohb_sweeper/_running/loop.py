@@ -204,7 +204,10 @@ class SweepLoop:
             if output_dir:
                 trial.set_user_attr(names.OUTPUT_DIR_ATTR, str(output_dir))
             if outcome.reason:
-                trial.set_user_attr(names.FAIL_REASON_ATTR, outcome.reason)
+                reason_attr = (
+                    names.STOP_REASON_ATTR if outcome.state == States.PRUNED else names.FAIL_REASON_ATTR
+                )
+                trial.set_user_attr(reason_attr, outcome.reason)
             if outcome.metrics:
                 trial.set_user_attr(names.METRICS_ATTR, outcome.metrics)
             if outcome.fault:

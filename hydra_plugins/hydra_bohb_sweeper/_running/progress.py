@@ -9,7 +9,13 @@ import optuna
 
 from hydra_plugins.hydra_bohb_sweeper._study import view as _view
 from hydra_plugins.hydra_bohb_sweeper._study.scheduling import nondominated_fronts
-from hydra_plugins.hydra_bohb_sweeper.names import FAIL_REASON_ATTR, FAULT_ATTR, PAUSED_ATTR, RESUME_ATTR
+from hydra_plugins.hydra_bohb_sweeper.names import (
+    FAIL_REASON_ATTR,
+    FAULT_ATTR,
+    PAUSED_ATTR,
+    RESUME_ATTR,
+    STOP_REASON_ATTR,
+)
 
 log = logging.getLogger("hydra_plugins.hydra_bohb_sweeper._running.loop")  # the sweep's own log lines
 
@@ -53,10 +59,12 @@ class Progress:
             f"[{started:>{len(str(self.n_trials))}}/{self.n_trials}] {name:<5s} {state:<8s} {epochs}"
             f"value {value_text}  {best_text}  elapsed {hms(self.elapsed())}"
         )
-        reason = trial.user_attrs.get(FAIL_REASON_ATTR)
+        reason = trial.user_attrs.get(FAIL_REASON_ATTR) if trial.state.name == "FAIL" else None
         if reason and state == "INTERRUPTED":
             reason = f"{reason}; it resumes from where it started"
-        log.info("%s%s", line, f"  ({reason})" if reason and trial.state.name == "FAIL" else "")
+        if trial.state.name == "PRUNED" and not reached:  # the job stopped it before any epoch: say why
+            reason = trial.user_attrs.get(STOP_REASON_ATTR)
+        log.info("%s%s", line, f"  ({reason})" if reason else "")
 
 
 def best_so_far(view: _view.StudyView) -> tuple[optuna.trial.FrozenTrial | None, int]:

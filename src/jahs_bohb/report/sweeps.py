@@ -107,7 +107,8 @@ class Sweep:
 
     def baseline_params(self, params: Sequence[str]) -> dict[str, Any] | None:
         """The baseline job's value of each parameter (None where the sweep's conditions make it inactive),
-        read from the config Hydra saved for it; None when this sweep trained no baseline."""
+        read from the config Hydra saved for it; None when this sweep trained no baseline or the baseline
+        lies outside the searched space (its config lacks a searched parameter)."""
         record = self.final.get("baseline") or {}
         folders = [Path(record["output_dir"])] if record.get("output_dir") else []
         for folder in [*folders, self.directory / "baseline"]:
@@ -123,11 +124,15 @@ class Sweep:
         choices = hydra.get("runtime", {}).get("choices") or {}  # config groups: optimizer=sgd
         conditions = hydra.get("sweeper", {}).get("conditions") or {}
         values: dict[str, Any] = {}
+        missing = object()
         for name in params:
             try:
-                values[name] = choices[name] if name in choices else OmegaConf.select(config, name)
+                value = choices[name] if name in choices else OmegaConf.select(config, name, default=missing)
             except Exception:  # an interpolation that resolves only inside the job
-                values[name] = None
+                value = None
+            if value is missing:  # another space's model (sweeper=bohb_cell against the seed's CNN)
+                return None
+            values[name] = value
         for _ in conditions:  # conditions may chain: repeat until every parent is settled
             for child, text in conditions.items():
                 if child in values and not condition_holds(str(child), str(text), values):
