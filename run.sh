@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two commands of the README; each sets everything up first (idempotent, so rerunning is cheap):
 #   ./run.sh sweep [overrides...]   a real BOHB study: experiment=quick on a CPU, experiment=gpu with CUDA
-#                                   (unless an experiment=... override picks another, e.g. cell_quick)
+#                                   (experiment=... picks another; sweeper=bohb_cell: cell_quick, cell_gpu)
 #   ./run.sh test  [pytest args...] lint, type checks and the test suite
 # VENV (default .venv) picks the virtual environment; PYTHON (default python3) the interpreter for it.
 set -euo pipefail
@@ -38,14 +38,17 @@ case "${1:-}" in
   sweep)
     shift
     setup
-    # experiment=... on the command line picks the preset (experiment=cell_quick: the cell space).
-    preset=()
+    # The preset: experiment=... on the command line picks it; sweeper=bohb_cell (or _mo) the cell
+    # space's (cell_quick, cell_gpu); otherwise quick or gpu.
+    if has_cuda; then size=gpu; else size=quick; fi
     case " $* " in
-      *" experiment="*) ;;
-      *) if has_cuda; then preset=(experiment=gpu); else preset=(experiment=quick); fi ;;
+      *" experiment="*) preset=() ;;
+      *" sweeper=bohb_cell "* | *" sweeper=bohb_cell_mo "*) preset=("experiment=cell_${size}") ;;
+      *) preset=("experiment=${size}") ;;
     esac
-    echo "setup done; running: python train.py -m ${preset[*]}${preset[*]:+ }$*"
-    exec "$VENV/bin/python" train.py -m "${preset[@]}" "$@"
+    # ${preset[@]+...}: an empty array is "unbound" to `set -u` in bash before 4.4.
+    echo "setup done; running: python train.py -m ${preset[*]+${preset[*]} }$*"
+    exec "$VENV/bin/python" train.py -m ${preset[@]+"${preset[@]}"} "$@"
     ;;
   test)
     shift

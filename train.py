@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from jahs_bohb.config_checks import check_config
+from jahs_bohb.config_checks import check_config, dead_cell
 from jahs_bohb.errors import ConfigError
 
 
@@ -19,6 +19,8 @@ from jahs_bohb.errors import ConfigError
 def main(cfg: DictConfig) -> dict[str, Any]:
     try:
         check_config(cfg)  # before torch is imported: a bad value is refused in a second, not ten
+        if HydraConfig.get().mode != RunMode.MULTIRUN and (dead := dead_cell(cfg)) is not None:
+            raise ConfigError(dead)  # in a sweep, train() stops the trial instead
         from jahs_bohb.pipeline import train
 
         return train(cfg, output_dir=Path(HydraConfig.get().runtime.output_dir))

@@ -29,8 +29,13 @@
 # into one tarball; the numbers that matter are copied next to it as single files.
 #
 # Knobs (environment): OUT, PYTHON (default python3; .venv/bin/python in --cpu-smoke), TOTAL_BUDGET_S,
-# STEPS (default "install,pipeline,gpu,baseline,study"), STUDY_OVERRIDES (extra overrides of the study),
-# GPU_THROUGHPUT_ARGS (extra arguments of benchmarks/gpu_throughput.py).
+# STEPS (default "install,pipeline,gpu,baseline,study"), STUDY_EXPERIMENT (default gpu; cell_gpu: the
+# cell space), STUDY_OVERRIDES (extra overrides of the study), GPU_THROUGHPUT_ARGS (extra arguments of
+# benchmarks/gpu_throughput.py). The cell study in what a lent machine's 15 minutes leave:
+#   STEPS=install,study STUDY_EXPERIMENT=cell_gpu TOTAL_BUDGET_S=540 \
+#   STUDY_OVERRIDES='hydra.sweeper.n_trials=24 hydra.sweeper.budget=9
+#     hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=30","early_stopping_patience=null"]'
+# (experiment=cell_gpu as it stands, about one GPU-hour, does not fit one lent machine).
 set -uo pipefail  # deliberately no -e: a failing step is recorded and the next one still runs
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -315,14 +320,14 @@ if [ "$MODE" = cpu-smoke ]; then
   TINY=(data.limit_train=500 data.limit_val=500)
   BASELINE_ARGS=("${TINY[@]}" trainer.max_epochs=1)
   # experiment=gpu may not exist yet on this checkout; the smoke test then uses the CPU preset.
-  STUDY_EXPERIMENT=gpu
-  [ -f conf/experiment/gpu.yaml ] || { STUDY_EXPERIMENT=quick; log "no conf/experiment/gpu.yaml: smoke uses experiment=quick"; }
+  STUDY_EXPERIMENT=${STUDY_EXPERIMENT:-gpu}
+  [ -f "conf/experiment/$STUDY_EXPERIMENT.yaml" ] || { STUDY_EXPERIMENT=quick; log "no such preset: smoke uses experiment=quick"; }
   STUDY_ARGS=("${TINY[@]}" hydra.sweeper.n_trials=2 hydra.sweeper.budget=1 "hydra.sweeper.final_evaluation.overrides=['trainer.max_epochs=1','evaluate_test=true']")
 else
   PIPELINE_ARGS=(--device cuda --epochs 2 --num-workers 4)
   GPU_ARGS=(--window 8 --variant-timeout 100)
   BASELINE_ARGS=()
-  STUDY_EXPERIMENT=gpu
+  STUDY_EXPERIMENT=${STUDY_EXPERIMENT:-gpu}
   STUDY_ARGS=()
 fi
 # shellcheck disable=SC2206

@@ -14,16 +14,8 @@ from omegaconf import DictConfig
 from sweeps import REPO_ROOT, error_lines, run_in_process
 
 from jahs_bohb import pipeline
-from jahs_bohb.cell_network import (
-    DEFAULT_CELL,
-    DEPTHS,
-    EDGES,
-    OPS,
-    RESOLUTIONS,
-    WIDTHS,
-    CellNetwork,
-    dead_cell_reason,
-)
+from jahs_bohb.cell_network import Cell, CellNetwork, ConvBN
+from jahs_bohb.cell_space import DEFAULT_CELL, DEPTHS, EDGES, OPS, RESOLUTIONS, WIDTHS, dead_cell_reason
 from jahs_bohb.errors import ConfigError
 from jahs_bohb.model import count_parameters
 
@@ -85,11 +77,32 @@ def test_each_resolution_resizes_the_images_the_cells_see(resolution: float) -> 
     assert count_parameters(net) == expected_parameters(DEFAULT_CELL, 1, 4)
 
 
+def test_each_node_sums_its_incoming_edges() -> None:
+    """The cell's wiring, which shapes and counts cannot see: with skips everywhere node 2 = x, node 3 =
+    x + node 2 = 2x and node 4 = x + node 2 + node 3 = 4x; with only the path 1-2-3-4, node 4 = x."""
+    x = torch.randn(2, 4, 7, 7)
+    all_skip = Cell(dict.fromkeys(EDGES, "skip"), channels=4, activation="relu")
+    assert torch.allclose(all_skip(x), 4 * x)
+    chain = {**dict.fromkeys(EDGES, "zero"), "edge_1_2": "skip", "edge_2_3": "skip", "edge_3_4": "skip"}
+    assert torch.equal(Cell(chain, channels=4, activation="relu")(x), x)
+    pooled = {**dict.fromkeys(EDGES, "zero"), "edge_1_4": "avgpool3x3"}
+    expected = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    assert torch.allclose(Cell(pooled, channels=4, activation="relu")(x), expected)
+
+
 @pytest.mark.parametrize("activation", ["relu", "hardswish", "mish"])
-def test_each_activation_is_the_one_in_every_conv_op(activation: str) -> None:
+def test_each_activation_comes_first_in_every_conv_op(activation: str) -> None:
     net = CellNetwork(DEFAULT_CELL, depth=1, width=4, activation=activation)
-    kinds = {type(m).__name__.lower() for m in net.modules()} & {"relu", "hardswish", "mish"}
-    assert kinds == {activation}
+    convs = [m for m in net.modules() if isinstance(m, ConvBN)]
+    assert len(convs) == 3 * 5 + 2 * 2  # five conv edges per cell, two per residual block
+    for conv in convs:
+        act, layer, norm = conv
+        assert type(act).__name__.lower() == activation
+        assert (
+            isinstance(layer, torch.nn.Conv2d)
+            and layer.bias is None
+            and isinstance(norm, torch.nn.BatchNorm2d)
+        )
 
 
 def paths_exist(cell: dict[str, str]) -> bool:
@@ -117,7 +130,7 @@ def test_a_dead_cell_network_outputs_the_same_for_every_image_and_a_live_one_doe
     live = {**dead, "edge_3_4": "conv1x1"}
     assert dead_cell_reason(dead) is not None and dead_cell_reason(live) is None
     images = torch.randn(4, 1, 28, 28)
-    for cell, constant in ((dead, True), (live, False)):
+    for cell, constant in ((dead, True), (live, False)):  # the same output: constant, not zeros
         torch.manual_seed(0)
         out = CellNetwork(cell, depth=1, width=4).eval()(images)
         assert torch.allclose(out, out[:1].expand_as(out)) == constant

@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from sweeps import REPO_ROOT, progress_lines, run_in_process, scratch_dir, sweep_cli, sweep_in_process
 
+from jahs_bohb.cell_space import EDGES, dead_cell_reason
 from jahs_bohb.model import FashionCNN, count_parameters
 from jahs_bohb.pipeline import RESULT_FILE, train
 from jahs_bohb.report.figures import parallel_coordinates
@@ -79,14 +80,20 @@ def test_a_cell_without_a_path_is_stopped_before_training_and_the_sweep_goes_on(
     root = scratch_dir("cell-dead-")
     run = sweep_in_process(
         root / "sweep", "sweeper=bohb_cell", *SMALL_CELL, *QUIET, "model.resolution=0.25",
-        "model.cell.edge_1_2=zero", "model.cell.edge_1_3=zero",
-        "hydra.sweeper.params={model.cell.edge_1_4: 'choice(zero, skip)'}",
-        "hydra.sweeper.n_trials=6", "hydra.sweeper.budget=2", "hydra.sweeper.sampler.n_startup_trials=6",
+        "model.cell.edge_1_4=zero", "model.cell.edge_2_3=zero",  # paths left: 1-2-4 and 1-3-4
+        "hydra.sweeper.params={model.cell.edge_1_2: 'choice(zero, skip)', "
+        "model.cell.edge_1_3: 'choice(zero, skip)'}",
+        "hydra.sweeper.n_trials=8", "hydra.sweeper.budget=2", "hydra.sweeper.sampler.n_startup_trials=8",
         task=task, app=TRAIN_PY, config_name="train", study_name="jahs-bohb-cell",
     )  # fmt: skip
     run.assert_ok()
-    dead = [t for t in run.trials if t.params["model.cell.edge_1_4"] == "zero"]
-    live = [t for t in run.trials if t.params["model.cell.edge_1_4"] == "skip"]
+    fixed = {"edge_1_4": "zero", "edge_2_3": "zero"}
+
+    def cell_of(trial: optuna.trial.FrozenTrial) -> dict[str, str]:
+        return {**fixed, **{e: trial.params[f"model.cell.{e}"] for e in EDGES if e not in fixed}}
+
+    dead = [t for t in run.trials if dead_cell_reason(cell_of(t)) is not None]
+    live = [t for t in run.trials if dead_cell_reason(cell_of(t)) is None]
     assert dead and live
     for trial in dead:
         assert trial.state == optuna.trial.TrialState.PRUNED and not trial.intermediate_values
@@ -105,6 +112,19 @@ def test_a_cell_without_a_path_is_stopped_before_training_and_the_sweep_goes_on(
     assert {t.number for t in dead} <= {t.number for t in above}
 
 
+def test_a_sweep_whose_fixed_edges_leave_no_path_is_refused_before_any_trial() -> None:
+    root = scratch_dir("cell-all-dead-")
+    run = sweep_in_process(
+        root / "sweep", "sweeper=bohb_cell", *SMALL_CELL,
+        "model.cell.edge_1_2=zero", "model.cell.edge_1_3=zero", "model.cell.edge_1_4=zero",
+        task=task, app=TRAIN_PY, config_name="train", study_name="jahs-bohb-cell",
+    )  # fmt: skip
+    assert run.returncode == 2
+    [line] = [x for x in run.stderr.splitlines() if x.startswith("error:")]
+    assert "model.cell has no path of non-zero edges" in line
+    assert not run.has_db and not run.trials  # no study, no trial
+
+
 @pytest.mark.slow
 def test_the_cell_quick_command_runs_end_to_end_against_the_seeds_cnn() -> None:
     """`python train.py -m experiment=cell_quick` as a user types it, shrunk: the search, the final
@@ -112,7 +132,7 @@ def test_the_cell_quick_command_runs_end_to_end_against_the_seeds_cnn() -> None:
     and not a cell network, and the report with its figures."""
     root = scratch_dir("cell-e2e-")
     run = sweep_cli(
-        root / "sweep", "experiment=cell_quick", "hydra.sweeper.n_trials=4", "hydra.sweeper.budget=3",
+        root / "sweep", "experiment=cell_quick", "hydra.sweeper.n_trials=6", "hydra.sweeper.budget=3",
         "data.limit_train=500", "data.limit_val=300", "model.depth=1", "model.width=4", "logger=none",
         'hydra.sweeper.final_evaluation.overrides=["trainer.max_epochs=3"]',
         script=TRAIN_PY, study_name="cell-quick",
@@ -124,6 +144,10 @@ def test_the_cell_quick_command_runs_end_to_end_against_the_seeds_cnn() -> None:
     baseline = final["baseline"]
     assert baseline["metrics"]["n_parameters"] == count_parameters(FashionCNN())  # the seed's CNN
     assert "model=cnn" in baseline["overrides"]
+    # The baseline's own overrides win over the final evaluation's: early stopping as experiment=quick.
+    assert "early_stopping_patience=5" in baseline["overrides"]
+    assert "early_stopping_patience=null" not in baseline["overrides"]
+    assert "model.depth=1" not in baseline["overrides"]  # a fixed override of the cell model
     report = (root / "sweep" / "report.md").read_text()
     assert "edge_1_2" in report
     assert (root / "sweep" / "figure3_parallel_coordinates.png").is_file()
@@ -143,6 +167,9 @@ def test_the_cell_space_has_an_accuracy_and_size_front() -> None:
     )  # fmt: skip
     run.assert_ok()
     assert run.results is not None and run.results["solutions"]
-    sizes = [s["values"][1] for s in run.results["solutions"]]
-    assert sizes == sorted(sizes, reverse=True) or len(sizes) == 1 or all(s > 0 for s in sizes)
+    # The front: no solution dominates another (as accurate or more, and as small or smaller).
+    points = [tuple(s["values"]) for s in run.results["solutions"]]
+    for a in points:
+        assert not any(b != a and b[0] >= a[0] and b[1] <= a[1] for b in points), (a, points)
+    assert all(size >= 4822 for _, size in points)  # at least the smallest cell network's parameters
     assert (root / "sweep" / "pareto_front.png").is_file()

@@ -33,7 +33,7 @@ from hydra_plugins.hydra_bohb_sweeper._setup.search_space import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SEED_SPACE = REPO_ROOT / "conf" / "sweeper" / "bohb.yaml"
+SEED_SPACE = REPO_ROOT / "conf" / "sweeper" / "space" / "table1.yaml"  # @package hydra.sweeper
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -45,8 +45,8 @@ def distribution(expression: str, name: str = "p") -> BaseDistribution:
 
 @pytest.fixture(scope="module")
 def seed_space() -> tuple[dict[str, Any], dict[str, str]]:
-    """`hydra.sweeper.params` and `.conditions` of the seed's search space (conf/sweeper/bohb.yaml)."""
-    sweeper = OmegaConf.load(SEED_SPACE).hydra.sweeper
+    """`hydra.sweeper.params` and `.conditions` of the seed's search space (sweeper=bohb's)."""
+    sweeper = OmegaConf.load(SEED_SPACE)
     params = OmegaConf.to_container(sweeper.params)
     conditions = OmegaConf.to_container(sweeper.conditions)
     assert isinstance(params, dict) and isinstance(conditions, dict)

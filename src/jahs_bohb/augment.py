@@ -1,4 +1,5 @@
-"""Batched augmentation on the training device: one kernel launch per batch, no PIL, no Python loop."""
+"""Batched augmentation on the training device: each image its own random draw, no PIL, no per-image
+Python loop, no host sync."""
 
 from __future__ import annotations
 
@@ -34,43 +35,40 @@ def random_rotation(
     return rotate(images, (2.0 * u - 1.0) * max_degrees)
 
 
-# TrivialAugment (Müller and Hutter 2021) in its "wide" space, as torchvision's TrivialAugmentWide
-# defines it: each image gets one op, drawn uniformly, at one of 31 strengths, drawn uniformly, and
-# signed ops flip their sign with probability 1/2. torchvision draws once per call, so a batch would
-# share one op; here every image of a batch draws its own, and each op runs once for the images that
-# drew it (tests/test_augment.py checks each against torchvision's, image by image).
+# TrivialAugment (Müller and Hutter 2021) as JAHS-Bench-201 runs it (its aug_lib, augmentation space
+# "fixed_standard", 31 strengths): each image gets one of 14 ops, drawn uniformly, at one of 31
+# strengths, drawn uniformly; the geometric ops flip their sign with probability 1/2. aug_lib draws per
+# image on PIL images; here a whole batch is drawn at once on the device, every image its own op and
+# strength, and each op gives the pixels torchvision's implementation of it gives (tests/
+# test_trivial_augment.py checks every op at every strength against torchvision's, image by image).
 TRIVIAL_AUGMENT_OPS = (
-    "identity", "shear_x", "shear_y", "translate_x", "translate_y", "rotate", "brightness", "color",
-    "contrast", "sharpness", "posterize", "solarize", "autocontrast", "equalize",
+    "identity", "autocontrast", "equalize", "rotate", "solarize", "color", "posterize", "contrast",
+    "brightness", "sharpness", "shear_x", "shear_y", "translate_x", "translate_y",
 )  # fmt: skip
 STRENGTHS = 31
-_SIGNED = {
-    "shear_x",
-    "shear_y",
-    "translate_x",
-    "translate_y",
-    "rotate",
-    "brightness",
-    "color",
-    "contrast",
-    "sharpness",
-}
+_SIGNED = {"rotate", "shear_x", "shear_y", "translate_x", "translate_y"}  # aug_lib's extra coin flip
 _GEOMETRIC = ("shear_x", "shear_y", "translate_x", "translate_y", "rotate")
 
 
 def _magnitudes(op: str) -> torch.Tensor:
-    """The 31 strengths of an op (torchvision's table, float32 as there)."""
-    if op in ("shear_x", "shear_y", "brightness", "color", "contrast", "sharpness"):
-        return torch.linspace(0.0, 0.99, STRENGTHS)
+    """The magnitude of an op at each of the 31 strengths, from aug_lib's fixed_standard ranges: shear
+    0-0.3, translate 0-10 pixels, rotate 0-30 degrees (whole numbers), solarize threshold 256-0,
+    posterize 8-4 bits, and the enhancers' factor 0.1-1.9, held here as factor - 1."""
+    level = torch.arange(STRENGTHS, dtype=torch.float64)
+    top = STRENGTHS - 1
+    if op in ("shear_x", "shear_y"):
+        return level * 0.3 / top
     if op in ("translate_x", "translate_y"):
-        return torch.linspace(0.0, 32.0, STRENGTHS)
+        return torch.floor(level * 10 / top)
     if op == "rotate":
-        return torch.linspace(0.0, 135.0, STRENGTHS)
-    if op == "posterize":
-        return (8 - (torch.arange(STRENGTHS) / ((STRENGTHS - 1) / 6)).round().int()).float()
+        return torch.floor(level * 30 / top)
     if op == "solarize":
-        return torch.linspace(255.0, 0.0, STRENGTHS)
-    return torch.zeros(STRENGTHS)
+        return 256 - torch.floor(level * 256 / top)
+    if op == "posterize":
+        return 8 - torch.floor(level * 4 / top)
+    if op in ("color", "contrast", "brightness", "sharpness"):
+        return level * 1.8 / top + 0.1 - 1.0
+    return torch.zeros(STRENGTHS, dtype=torch.float64)
 
 
 _MAGNITUDE_TABLE = torch.stack([_magnitudes(op) for op in TRIVIAL_AUGMENT_OPS])  # (ops, strengths)
@@ -89,17 +87,17 @@ def trivial_augment(images: torch.Tensor, generator: torch.Generator | None = No
 
 
 def apply_ops(images: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-    """Image i transformed by op TRIVIAL_AUGMENT_OPS[op[i]] at magnitude[i] (torchvision's meaning)."""
-    out = images.clone()
-    geometric = torch.zeros_like(op, dtype=torch.bool)
+    """Image i transformed by op TRIVIAL_AUGMENT_OPS[op[i]] at magnitude[i] (torchvision's meaning).
+
+    Every op runs on the whole batch and each image keeps its own op's result: no boolean indexing, so
+    a GPU never waits for the host (the ops cost little next to a training step)."""
+    chosen = {name: (op == k).view(-1, 1, 1, 1) for k, name in enumerate(TRIVIAL_AUGMENT_OPS)}
+    geometric = torch.zeros_like(chosen["identity"])
     for name in _GEOMETRIC:
-        geometric |= op == TRIVIAL_AUGMENT_OPS.index(name)
-    if geometric.any():
-        out[geometric] = _affine(images[geometric], op[geometric], magnitude[geometric])
+        geometric = geometric | chosen[name]
+    out = torch.where(geometric, _affine(images, op, magnitude), images)
     for name, transform in _PIXEL_OPS.items():
-        chosen = op == TRIVIAL_AUGMENT_OPS.index(name)
-        if chosen.any():
-            out[chosen] = transform(images[chosen], magnitude[chosen])
+        out = torch.where(chosen[name], transform(images, magnitude), out)
     return out
 
 
@@ -170,7 +168,8 @@ def _sharpness(images: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 def _posterize(images: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    mask = (256 - 2 ** (8 - bits.long())).to(torch.uint8)
+    dropped = (8 - bits.long()).clamp(0, 8)  # other ops' magnitudes too: apply_ops discards those
+    mask = (256 - 2**dropped).to(torch.uint8)
     return images & mask.view(-1, 1, 1, 1)
 
 

@@ -16,44 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jahs_bohb.cell_space import DEFAULT_CELL, EDGES, NODES, OPS, edge_nodes
 from jahs_bohb.model import IMAGE_SIZE, IN_CHANNELS, NUM_CLASSES
 
-NODES = (1, 2, 3, 4)  # 1 is the cell's input, 4 its output
-EDGES = ("edge_1_2", "edge_1_3", "edge_1_4", "edge_2_3", "edge_2_4", "edge_3_4")
-OPS = ("skip", "zero", "conv3x3", "conv1x1", "avgpool3x3")  # JAHS-Bench-201's Op values 0..4, in order
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "hardswish": nn.Hardswish, "mish": nn.Mish}
-DEPTHS, WIDTHS, RESOLUTIONS = (1, 3, 5), (4, 8, 16), (0.25, 0.5, 1.0)
-
-# NAS-Bench-201's best cell on CIFAR-10 (three 3x3 convs into the output, a skip from the input):
-# a strong default for a single run of `model=cell`.
-DEFAULT_CELL = {
-    "edge_1_2": "conv3x3", "edge_1_3": "conv3x3", "edge_1_4": "skip",
-    "edge_2_3": "conv3x3", "edge_2_4": "conv3x3", "edge_3_4": "conv3x3",
-}  # fmt: skip
-
-
-def edge_nodes(edge: str) -> tuple[int, int]:
-    """'edge_2_4' -> (2, 4)."""
-    _, tail, head = edge.split("_")
-    return int(tail), int(head)
-
-
-def dead_cell_reason(cell: Mapping[str, str]) -> str | None:
-    """Why a cell computes nothing, or None: with no path of non-zero edges from its input to its
-    output, every cell outputs zeros and the network predicts one class whatever the image."""
-    reached = {1}
-    for edge in sorted(EDGES, key=edge_nodes):  # by tail node, so a node is final before it feeds on
-        tail, head = edge_nodes(edge)
-        if tail in reached and cell[edge] != "zero":
-            reached.add(head)
-    if 4 in reached:
-        return None
-    return (
-        "model.cell has no path of non-zero edges from node 1 to node 4 ("
-        + " ".join(f"{e}={cell[e]}" for e in EDGES)
-        + "), so the network outputs the same for every image; make edge_1_4 or every edge of one "
-        "path (1-2-4, 1-3-4, 1-2-3-4) something other than zero"
-    )
 
 
 class ConvBN(nn.Sequential):

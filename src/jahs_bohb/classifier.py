@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jahs_bohb.config_checks import LR_SCHEDULES
 from jahs_bohb.model import count_parameters
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -40,9 +41,6 @@ class _Totals:
         self.loss = batch_loss if self.loss is None else self.loss + batch_loss
         self.correct = batch_correct if self.correct is None else self.correct + batch_correct
         self.count += n
-
-
-LR_SCHEDULES = ("constant", "cosine")
 
 
 class ImageClassifier(pl.LightningModule):

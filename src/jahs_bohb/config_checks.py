@@ -13,13 +13,13 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from jahs_bohb import cell_network
-from jahs_bohb.classifier import LR_SCHEDULES
+from jahs_bohb import cell_space
 from jahs_bohb.errors import ConfigError
 from jahs_bohb.fashion_mnist import check_root
 
 TRAIN_IMAGES = 60_000
 NUM_CLASSES = 10
+LR_SCHEDULES = ("constant", "cosine")  # jahs_bohb.classifier.ImageClassifier's lr_schedule
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,11 @@ RULES: dict[str, OneOf | Between] = {
     "data.trivial_augment": BOOL,
     "data.crop_padding": Between(0, 14, integer=True),
     # model=cell: JAHS-Bench-201's space
-    "model.depth": OneOf(cell_network.DEPTHS),
-    "model.width": OneOf(cell_network.WIDTHS),
-    "model.activation": OneOf(tuple(cell_network.ACTIVATIONS)),
-    "model.resolution": OneOf(cell_network.RESOLUTIONS),
-    **{f"model.cell.{edge}": OneOf(cell_network.OPS) for edge in cell_network.EDGES},
+    "model.depth": OneOf(cell_space.DEPTHS),
+    "model.width": OneOf(cell_space.WIDTHS),
+    "model.activation": OneOf(cell_space.ACTIVATIONS),
+    "model.resolution": OneOf(cell_space.RESOLUTIONS),
+    **{f"model.cell.{edge}": OneOf(cell_space.OPS) for edge in cell_space.EDGES},
 }
 
 
@@ -113,11 +113,20 @@ def check_config(cfg: DictConfig) -> None:
 
 def dead_cell(cfg: DictConfig) -> str | None:
     """Why model=cell's cell computes nothing (no path of non-zero edges joins its input and output),
-    or None: a sweep refuses such a trial before training it, a single run ends with the reason."""
+    or None. Not a range check: a sweep stops such a trial before training it (the sampler learns from
+    a stopped trial, not from a failed one), a single run ends with the reason."""
     cell = cfg.get("model", {}).get("cell")
-    if cell is None or any(cell.get(edge) not in cell_network.OPS for edge in cell_network.EDGES):
+    if cell is None or any(cell.get(edge) not in cell_space.OPS for edge in cell_space.EDGES):
         return None
-    return cell_network.dead_cell_reason(cell)
+    return cell_space.dead_cell_reason(cell)
+
+
+def check_sweep_config(cfg: DictConfig) -> None:
+    """The sweeper's preflight check (hydra.sweeper.preflight_check): the ranges, and a cell that the
+    sweep's fixed overrides leave without a path, which would stop every trial."""
+    check_config(cfg)
+    if (dead := dead_cell(cfg)) is not None:
+        raise ConfigError(dead)
 
 
 def _check_subset_sizes(values: dict[str, Any]) -> None:

@@ -44,7 +44,8 @@ def outcome_of(ret: JobReturn, objectives: list[str] | None, n_objectives: int =
         if isinstance(returned, TrialPaused):
             return Outcome(States.PRUNED, paused=True)
         if isinstance(returned, optuna.TrialPruned):  # the job's own words, if it said why
-            return Outcome(States.PRUNED, reason=one_line(returned) if str(returned).strip() else None)
+            words = str(returned).strip()
+            return Outcome(States.PRUNED, reason=words.splitlines()[0] if words else None)
         if _interrupted(returned):
             return Outcome(States.FAIL, reason="interrupted by Ctrl-C", fault=names.FAULT_INTERRUPTED)
         return Outcome(States.FAIL, reason=one_line(returned))
