@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,13 +90,36 @@ def postgres_server() -> str:
         pytest.skip("no PostgreSQL cluster (pg_createcluster has not run)")
     version, name, _port, status = clusters.stdout.split()[:4]
     if status != "online":
-        subprocess.run(["pg_ctlcluster", version, name, "start"], check=True, timeout=120)
-    _pg(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'jahs') THEN "
-        f"CREATE ROLE jahs LOGIN PASSWORD '{POSTGRES_PASSWORD}'; END IF; END $$;",
-        f"ALTER ROLE jahs WITH LOGIN PASSWORD '{POSTGRES_PASSWORD}' CREATEDB",
-    )
+        # Several test workers may find it down at once: one start wins, the others fail harmlessly, and
+        # every worker then waits until the server accepts connections ("online" comes earlier).
+        subprocess.run(["pg_ctlcluster", version, name, "start"], capture_output=True, timeout=120)
+    _wait_until_postgres_answers(timeout_s=120)
+    for attempt in range(5):  # two workers creating the role at once: one of them retries
+        try:
+            _pg(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'jahs') THEN "
+                f"CREATE ROLE jahs LOGIN PASSWORD '{POSTGRES_PASSWORD}'; END IF; END $$;",
+                f"ALTER ROLE jahs WITH LOGIN PASSWORD '{POSTGRES_PASSWORD}' CREATEDB",
+            )
+            break
+        except subprocess.CalledProcessError:
+            if attempt == 4:
+                raise
+            time.sleep(1.0)
     return f"postgresql://jahs:{POSTGRES_PASSWORD}@127.0.0.1:5432"
+
+
+def _wait_until_postgres_answers(timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _pg("SELECT 1")
+            return
+        except subprocess.CalledProcessError as exc:
+            if time.monotonic() > deadline:
+                stderr = exc.stderr
+                raise RuntimeError(f"PostgreSQL did not answer within {timeout_s:.0f} s: {stderr!r}") from exc
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
