@@ -141,11 +141,12 @@ def trial_cancelled(runs: Runs) -> tuple[Sweep, str, int]:
     command = [
         sys.executable, str(CHEAP_APP), "-m", f"hydra.sweep.dir={sweep_dir}",
         *[o for o in CHEAP_ON_SLURM if "budget" not in o and "reduction_factor" not in o],
-        # Rungs at epochs 1 and 3 of 6, epochs of 2 s: the first promoted configuration's continuation
-        # trains epochs 2 and 3, 4 s from its start, and its job ends KillWait (2 s) after scancel
-        # (submitit's jobs ignore the SIGTERM that comes first).
+        # Rungs at epochs 1 and 3 of 6, epochs of 4 s: the first promoted configuration's continuation
+        # trains epochs 2 and 3, 8 s from its start, and its job ends KillWait (2 s) after scancel
+        # (submitit's jobs ignore the SIGTERM that comes first). With epochs of 2 s, a loaded 2-core
+        # machine once let the continuation finish its rung before the kill arrived.
         "hydra.sweeper.budget=6", "hydra.sweeper.pruner.reduction_factor=3",
-        "hydra.sweeper.pruner.brackets=1", "hydra.sweeper.n_trials=3", "sleep_s=2",
+        "hydra.sweeper.pruner.brackets=1", "hydra.sweeper.n_trials=3", "sleep_s=4",
     ]  # fmt: skip
     proc = subprocess.Popen(
         command, cwd=REPO_ROOT, env=slurm_env(runs.cluster), stdout=subprocess.PIPE,
